@@ -1,0 +1,157 @@
+"""SoftActorCriticAgent: the paper's Algorithm 1 organised in epochs, with evaluation, logs and checkpoints.
+
+Each environment step: act (uniform random until min_pool_size, then a ~ pi(.|s)),
+env.step, store the transition; every gradient_step_interval steps (once the pool holds
+min_pool_size transitions): sample a minibatch and take one gradient step. After each
+epoch: max_eval_trj episodes with the deterministic policy tanh(mu) on a separate
+environment, one row of metrics, and a checkpoint every checkpoint_interval epochs.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from blocAndTools.checkpointing import RunCheckpointer
+from blocAndTools.experiment_spec import ExperimentSpec
+from blocAndTools.gym_playground import GymPlayground
+from blocAndTools.replay_buffer import ReplayBuffer
+from blocAndTools.run_logging import ConsoleView, ProgressFiles
+from SoftActorCritic.brain import SoftActorCriticBrain
+
+EVAL_SEED_OFFSET = 10_000  # the evaluation environment's seed is spec.seed + this
+
+
+class SoftActorCriticAgent:
+    """Owns the environments, the replay buffer and the brain of one run."""
+
+    def __init__(self, spec: ExperimentSpec, run_dir: Path | None = None) -> None:
+        self.spec, self.run_dir = spec, None if run_dir is None else Path(run_dir)
+        self.playground = GymPlayground(spec.env_id, spec.env_kwargs, seed=spec.seed, max_trj_steps=spec.max_trj_steps)
+        self.eval_playground = GymPlayground(spec.env_id, spec.env_kwargs, seed=spec.seed + EVAL_SEED_OFFSET,
+                                             max_trj_steps=spec.max_trj_steps)
+        self.brain = SoftActorCriticBrain(spec, self.playground.obs_dim, self.playground.act_dim)
+        self.buffer = ReplayBuffer(spec.pool_capacity, self.playground.obs_dim, self.playground.act_dim,
+                                   seed=spec.seed)
+        self.epoch = 0
+        self.env_steps = 0
+        self.best_eval_return = -np.inf
+        self.elapsed_s = 0.0  # wall time of earlier sessions of this run (resume)
+        self._obs: np.ndarray | None = None
+        self._episode_return = 0.0
+        self.checkpointer = None if self.run_dir is None else RunCheckpointer(
+            self.run_dir / "checkpoints", self.brain.trackables())
+
+    # --------------------------------------------------------------- episodes
+    def _act(self) -> np.ndarray:
+        if self.env_steps < self.spec.min_pool_size:
+            return self.playground.sample_random_action()
+        return self.brain.sample_action(self._obs)[0]
+
+    def run_epoch(self, advance=lambda n=1: None) -> dict[str, Any]:
+        """timestep_per_epoch environment steps with their gradient steps; returns the epoch's training metrics."""
+        spec = self.spec
+        episode_returns, step_metrics = [], []
+        for _ in range(spec.timestep_per_epoch):
+            if self._obs is None:
+                self._obs, self._episode_return = self.playground.reset(), 0.0
+            action = self._act()
+            next_obs, reward, terminated, truncated = self.playground.step(action)
+            self.buffer.add(self._obs, action, reward, next_obs, terminated)
+            self.env_steps += 1
+            self._episode_return += reward
+            self._obs = next_obs
+            if terminated or truncated:
+                episode_returns.append(self._episode_return)
+                self._obs = None
+            if len(self.buffer) >= spec.min_pool_size and self.env_steps % spec.gradient_step_interval == 0:
+                step_metrics.append(self.brain.train_step(self.buffer.sample(spec.batch_size_in_ts)))
+            advance(1)
+        metrics = {"train_return_mean": float(np.mean(episode_returns)) if episode_returns else None,
+                   "train_episodes": len(episode_returns)}
+        if step_metrics:  # metrics stay tensors during the epoch: one read-back per epoch, not per step
+            metrics.update({key: float(tf.reduce_mean(tf.stack([m[key] for m in step_metrics])))
+                            for key in step_metrics[0]})
+        return metrics
+
+    def evaluate(self, n_episodes: int, playground: GymPlayground | None = None) -> list[float]:
+        """Returns of n_episodes with the deterministic policy tanh(mu)."""
+        playground = playground or self.eval_playground
+        returns = []
+        for _ in range(n_episodes):
+            obs, done, episode_return = playground.reset(), False, 0.0
+            while not done:
+                obs, reward, terminated, truncated = playground.step(self.brain.deterministic_action(obs))
+                episode_return += reward
+                done = terminated or truncated
+            returns.append(episode_return)
+        return returns
+
+    # ------------------------------------------------------------------ train
+    def train(self, view: ConsoleView, files: ProgressFiles | None = None) -> list[dict[str, Any]]:
+        """Run the remaining epochs; returns their rows (also written to progress.csv when files is given)."""
+        spec, rows = self.spec, []
+        while self.epoch < spec.max_epoch:
+            start, steps_before = time.perf_counter(), self.env_steps
+            with view.epoch_progress(self.epoch + 1, spec.timestep_per_epoch) as advance:
+                metrics = self.run_epoch(advance)
+            epoch_time = time.perf_counter() - start
+            eval_returns = self.evaluate(spec.max_eval_trj)
+            self.epoch += 1
+            self.elapsed_s += time.perf_counter() - start
+            row = {"epoch": self.epoch, "env_steps": self.env_steps,
+                   "gradient_steps": int(self.brain.gradient_step.numpy()), "wall_time_s": round(self.elapsed_s, 3),
+                   "eval_return_mean": float(np.mean(eval_returns)) if eval_returns else None,
+                   "eval_return_std": float(np.std(eval_returns)) if eval_returns else None,
+                   "steps_per_s": round((self.env_steps - steps_before) / epoch_time, 1), **metrics}
+            rows.append(row)
+            view.print_epoch(row)
+            if files is not None:
+                files.write(row)
+            self._save_best_policy(row["eval_return_mean"], view)
+            if self.checkpointer and (self.epoch % spec.checkpoint_interval == 0 or self.epoch == spec.max_epoch):
+                self.save_checkpoint()
+        return rows
+
+    def _save_best_policy(self, eval_return: float | None, view: ConsoleView) -> None:
+        """Keep phi's weights when the eval return reaches expected_reward_goal and beats the best so far."""
+        goal = self.spec.expected_reward_goal
+        if self.run_dir is None or goal is None or eval_return is None or eval_return < goal \
+                or eval_return <= self.best_eval_return:
+            return
+        self.best_eval_return = eval_return
+        tf.train.Checkpoint(phi=self.brain.phi).write(str(self.run_dir / "best_policy" / "phi"))
+        view.print(f"eval return {eval_return:.1f} reached the goal {goal}: policy saved to best_policy/")
+
+    # ------------------------------------------------------------- checkpoints
+    def run_state(self) -> dict[str, Any]:
+        """The counters and random generator states a checkpoint needs besides the TF objects and the buffer."""
+        return {"epoch": self.epoch, "env_steps": self.env_steps, "elapsed_s": self.elapsed_s,
+                "best_eval_return": self.best_eval_return if np.isfinite(self.best_eval_return) else None,
+                "playground": self.playground.get_rng_state(), "eval_playground": self.eval_playground.get_rng_state()}
+
+    def save_checkpoint(self) -> None:
+        """Checkpoint at an epoch boundary; a resumed run starts a fresh episode from here."""
+        self.checkpointer.save(self.epoch, self.buffer, self.run_state())
+
+    def restore_checkpoint(self) -> None:
+        """Continue from the newest complete checkpoint of run_dir."""
+        self.buffer, state = self.checkpointer.restore_latest()
+        self.epoch, self.env_steps, self.elapsed_s = state["epoch"], state["env_steps"], state["elapsed_s"]
+        self.best_eval_return = -np.inf if state["best_eval_return"] is None else state["best_eval_return"]
+        self.playground.set_rng_state(state["playground"])
+        self.eval_playground.set_rng_state(state["eval_playground"])
+        self._obs = None
+
+    def close(self) -> None:
+        self.playground.close()
+        self.eval_playground.close()
+
+
+def load_run_spec(run_dir: Path) -> ExperimentSpec:
+    """The resolved spec of an existing run folder."""
+    return ExperimentSpec.from_yaml(Path(run_dir) / "spec.yaml")
+

@@ -1,0 +1,230 @@
+"""SoftActorCriticBrain: the networks, their optimizers and ONE compiled update step.
+
+Every variant of the spec (v1/v2, fixed or learned alpha, single/double/clipped Q
+backup, reparametrized or REINFORCE actor gradient, entropy-only or frozen actor) is a
+branch taken once, when the update is traced; the step itself stays one `tf.function`.
+
+Notation: s obs, a act, r rew, d terminated, s' next_obs, a~ ~ pi(.|s) fresh actions,
+eta reward_scaling, gamma discount_factor, tau target_smoothing_coefficient.
+"""
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from blocAndTools.experiment_spec import ExperimentSpec
+from blocAndTools.nn_blocs import polyak_update
+from SoftActorCritic.networks import (build_gaussian_policy, build_state_action_value, build_state_value,
+                                      squashed_sample)
+
+
+class Batch(Protocol):
+    """What train_step needs: float32 arrays, rew and terminated of shape (batch,)."""
+    obs: np.ndarray
+    act: np.ndarray
+    rew: np.ndarray
+    next_obs: np.ndarray
+    terminated: np.ndarray
+
+
+class SoftActorCriticBrain:
+    """The five SAC v1 networks (phi, V_psi, frozen_V_psi, Q_theta_1, Q_theta_2), or those of a variant.
+
+    v1 with q_backup single has no Q_theta_2; v2 has no V_psi / frozen_V_psi but
+    frozen_Q_theta_1 / frozen_Q_theta_2. Seeds TensorFlow, Keras and NumPy with spec.seed.
+    """
+
+    def __init__(self, spec: ExperimentSpec, obs_dim: int, act_dim: int) -> None:
+        self.spec, self.obs_dim, self.act_dim = spec, obs_dim, act_dim
+        keras.utils.set_random_seed(spec.seed)
+        topo, activation = spec.theta_nn_h_layer_topo, spec.hidden_activation
+        n_critics = 1 if spec.q_backup == "single" else 2
+
+        self.phi = build_gaussian_policy(obs_dim, act_dim, spec.phi_nn_h_layer_topo, activation)
+        self.critics = [build_state_action_value(obs_dim, act_dim, topo, activation, f"Q_theta_{i + 1}")
+                        for i in range(n_critics)]
+        self.Q_theta_1 = self.critics[0]
+        self.Q_theta_2 = self.critics[1] if n_critics == 2 else None
+        if spec.variant == "v1":
+            self.V_psi = build_state_value(obs_dim, spec.psi_nn_h_layer_topo, activation, "V_psi")
+            self.frozen_V_psi = build_state_value(obs_dim, spec.psi_nn_h_layer_topo, activation, "frozen_V_psi")
+            self.target_pairs = [(self.V_psi, self.frozen_V_psi)]
+        else:
+            self.frozen_critics = [build_state_action_value(obs_dim, act_dim, topo, activation,
+                                                            f"frozen_Q_theta_{i + 1}") for i in range(n_critics)]
+            self.target_pairs = list(zip(self.critics, self.frozen_critics))
+        for online, frozen in self.target_pairs:
+            frozen.trainable = False
+            polyak_update(online.trainable_variables, frozen.variables, tau=1.0)  # start as a hard copy
+
+        if spec.learns_alpha:
+            self.log_alpha = tf.Variable(0.0, name="log_alpha")  # alpha starts at 1
+            self.target_entropy = float(-act_dim if spec.target_entropy is None else spec.target_entropy)
+
+        # Each loss trains its own network with its own Adam, as in the paper's Algorithm 1.
+        self.trained_by_loss: dict[str, list[tf.Variable]] = {
+            f"q{i + 1}_loss": critic.trainable_variables for i, critic in enumerate(self.critics)}
+        if spec.variant == "v1":
+            self.trained_by_loss["v_loss"] = self.V_psi.trainable_variables
+        if spec.actor_loss != "none":
+            self.trained_by_loss["pi_loss"] = self.phi.trainable_variables
+        if spec.learns_alpha:
+            self.trained_by_loss["alpha_loss"] = [self.log_alpha]
+        self.optimizers = {loss: keras.optimizers.Adam(self._learning_rate(loss), name=f"adam_{loss}")
+                           for loss in self.trained_by_loss}
+        for loss, variables in self.trained_by_loss.items():
+            self.optimizers[loss].build(variables)
+
+        self.noise = tf.random.Generator.from_seed(spec.seed)
+        self.gradient_step = tf.Variable(0, dtype=tf.int64, name="gradient_step")
+        obs_spec = tf.TensorSpec([None, obs_dim], tf.float32)
+        act_spec = tf.TensorSpec([None, act_dim], tf.float32)
+        vec_spec = tf.TensorSpec([None], tf.float32)
+        self._update = tf.function(self._update_fn, input_signature=[obs_spec, act_spec, vec_spec, obs_spec,
+                                                                     vec_spec])
+        self._sample_action = tf.function(self._sample_action_fn, input_signature=[obs_spec])
+        self._deterministic_action = tf.function(lambda obs: tf.tanh(self.phi(obs)[0]),
+                                                 input_signature=[obs_spec])
+
+    def _learning_rate(self, loss: str) -> float:
+        return {"pi_loss": self.spec.learning_rate,
+                "alpha_loss": self.spec.alpha_learning_rate}.get(loss, self.spec.critic_learning_rate)
+
+    # ----------------------------------------------------------------- acting
+    @property
+    def alpha(self) -> tf.Tensor:
+        """Temperature: exp(log_alpha) when learned, else the spec's constant."""
+        return tf.exp(self.log_alpha) if self.spec.learns_alpha else tf.constant(self.spec.alpha)
+
+    def sample_action(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Stochastic action a = tanh(mu + std * eps) in [-1, 1] and its log pi(a|s); NumPy in and out."""
+        obs = np.asarray(obs, dtype=np.float32)
+        action, log_pi = self._sample_action(obs.reshape(-1, self.obs_dim))
+        if obs.ndim == 1:
+            return action.numpy()[0], log_pi.numpy()[0]
+        return action.numpy(), log_pi.numpy()
+
+    def _sample_action_fn(self, obs: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        mu, log_std = self.phi(obs)
+        return squashed_sample(mu, log_std, self.noise.normal(tf.shape(mu)))
+
+    def deterministic_action(self, obs: np.ndarray) -> np.ndarray:
+        """tanh(mu): the action used for evaluation and deployment."""
+        obs = np.asarray(obs, dtype=np.float32)
+        action = self._deterministic_action(obs.reshape(-1, self.obs_dim)).numpy()
+        return action[0] if obs.ndim == 1 else action
+
+    # --------------------------------------------------------------- learning
+    def train_step(self, batch: Batch) -> dict[str, tf.Tensor]:
+        """One gradient step on every trained network, then the polyak target update when it is due."""
+        return self._update(batch.obs, batch.act, batch.rew, batch.next_obs, batch.terminated)
+
+    def _update_fn(self, obs, act, rew, next_obs, terminated) -> dict[str, tf.Tensor]:
+        batch_size = tf.shape(obs)[0]
+        eps = self.noise.normal([self.spec.num_actor_samples * batch_size, self.act_dim])
+        next_eps = self.noise.normal([batch_size, self.act_dim])
+        with tf.GradientTape(persistent=True) as tape:
+            metrics = self.compute_losses(obs, act, rew, next_obs, terminated, eps, next_eps)
+        for loss, variables in self.trained_by_loss.items():
+            gradients = tape.gradient(metrics[loss], variables)
+            self.optimizers[loss].apply_gradients(zip(gradients, variables))
+        del tape
+
+        self.gradient_step.assign_add(1)
+        if self.gradient_step % self.spec.target_update_interval == 0:
+            for online, frozen in self.target_pairs:
+                polyak_update(online.trainable_variables, frozen.variables, self.spec.target_smoothing_coefficient)
+        return metrics
+
+    def _q_backup(self, q_values: list[tf.Tensor]) -> tf.Tensor:
+        """The value the policy is judged by: Q_1 (single), min of both (clipped), mean of both (double)."""
+        if self.spec.q_backup == "single":
+            return q_values[0]
+        if self.spec.q_backup == "clipped":
+            return tf.minimum(q_values[0], q_values[1])
+        return 0.5 * (q_values[0] + q_values[1])
+
+    def compute_losses(self, obs: tf.Tensor, act: tf.Tensor, rew: tf.Tensor, next_obs: tf.Tensor,
+                       terminated: tf.Tensor, eps: tf.Tensor, next_eps: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Every loss of one gradient step, from given noise (eps: (K * batch, act_dim), K actions per state).
+
+        Returns the losses (keys of `trained_by_loss`) and the scalar metrics.
+        """
+        obs, act, rew, next_obs, terminated = (tf.convert_to_tensor(x, tf.float32)
+                                                for x in (obs, act, rew, next_obs, terminated))
+        spec, alpha = self.spec, self.alpha
+        n_samples = spec.num_actor_samples
+        critics_in_use = range(len(self.critics))
+
+        # a~ ~ pi(.|s): K fresh actions per state, rows ordered (sample k, state i).
+        mu, log_std = self.phi(obs)
+        reparametrize = spec.actor_gradient == "reparametrize"
+        new_act, log_pi = squashed_sample(tf.tile(mu, [n_samples, 1]), tf.tile(log_std, [n_samples, 1]), eps,
+                                          reparametrize=reparametrize)
+        obs_k = tf.tile(obs, [n_samples, 1])
+        q_new = self._q_backup([critic([obs_k, new_act])[:, 0] for critic in self.critics])
+
+        # Q target y = eta * r + gamma * (1 - d) * V'(s')   (only `terminated` stops the bootstrap)
+        if spec.variant == "v1":
+            # v1: V'(s') = frozen_V_psi(s')
+            frozen_v = self.frozen_V_psi(next_obs)[:, 0]
+            next_values = [frozen_v for _ in critics_in_use]
+        else:
+            # v2: V'(s') = Q'(s', a') - alpha * log pi(a'|s'),  a' ~ pi(.|s'), Q' by the q_backup rule
+            next_mu, next_log_std = self.phi(next_obs)
+            next_act, next_log_pi = squashed_sample(next_mu, next_log_std, next_eps)
+            frozen_q = [frozen([next_obs, next_act])[:, 0] for frozen in self.frozen_critics]
+            if spec.q_backup == "double":
+                frozen_q = [frozen_q[1], frozen_q[0]]  # Q_1 learns from Q'_2 and Q_2 from Q'_1
+            elif spec.q_backup == "clipped":
+                frozen_q = [tf.minimum(frozen_q[0], frozen_q[1])] * 2
+            next_values = [q - alpha * next_log_pi for q in frozen_q]
+        metrics: dict[str, tf.Tensor] = {}
+        # J_Q(theta_i) = 0.5 * mean((Q_theta_i(s, a) - y_i)^2)
+        for i in critics_in_use:
+            q_target = tf.stop_gradient(spec.reward_scaling * rew
+                                        + spec.discount_factor * (1.0 - terminated) * next_values[i])
+            q_data = self.critics[i]([obs, act])[:, 0]
+            metrics[f"q{i + 1}_loss"] = 0.5 * tf.reduce_mean(tf.square(q_data - q_target))
+            metrics[f"q{i + 1}_mean"] = tf.reduce_mean(q_data)
+
+        if spec.variant == "v1":
+            # J_V(psi) = 0.5 * mean((V_psi(s) - mean_k[Q(s, a~) - alpha * log pi(a~|s)])^2), a~ from pi, not the buffer
+            v_target = tf.stop_gradient(tf.reduce_mean(
+                tf.reshape(q_new - alpha * log_pi, [n_samples, -1]), axis=0))
+            v = self.V_psi(obs)[:, 0]
+            metrics["v_loss"] = 0.5 * tf.reduce_mean(tf.square(v - v_target))
+            metrics["v_mean"] = tf.reduce_mean(v)
+            metrics["frozen_v_mean"] = tf.reduce_mean(frozen_v)
+
+        # J_pi(phi) = mean(f), f = alpha * log pi(a~|s) - Q(s, a~)   (entropy_only: f = alpha * log pi)
+        # reparametrize: grad through a~ = tanh(mu + std * eps); reinforce: mean(log pi * stop_grad(f))
+        actor_objective = alpha * log_pi - (q_new if spec.actor_loss == "soft_q" else 0.0)
+        if reparametrize:
+            metrics["pi_loss"] = tf.reduce_mean(actor_objective)
+        else:
+            metrics["pi_loss"] = tf.reduce_mean(log_pi * tf.stop_gradient(actor_objective))
+
+        if spec.learns_alpha:
+            # J(alpha) = -mean(log_alpha * (log pi(a~|s) + target_entropy))
+            metrics["alpha_loss"] = -tf.reduce_mean(
+                self.log_alpha * tf.stop_gradient(log_pi + self.target_entropy))
+        metrics["log_pi_mean"] = tf.reduce_mean(log_pi)
+        metrics["alpha"] = alpha
+        return metrics
+
+    # -------------------------------------------------------------- checkpoint
+    def trackables(self) -> dict[str, Any]:
+        """Everything of the brain a tf.train.Checkpoint must hold to resume exactly."""
+        objects: dict[str, Any] = {"phi": self.phi, "noise": self.noise, "gradient_step": self.gradient_step}
+        for online, frozen in self.target_pairs:
+            objects[online.name], objects[frozen.name] = online, frozen
+        for critic in self.critics:
+            objects[critic.name] = critic
+        objects.update({f"optimizer_{loss}": optimizer for loss, optimizer in self.optimizers.items()})
+        if self.spec.learns_alpha:
+            objects["log_alpha"] = self.log_alpha
+        return objects

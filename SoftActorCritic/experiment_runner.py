@@ -1,0 +1,249 @@
+"""The experiment runner CLI: `python -m SoftActorCritic {train,eval,play,plot,list,fields}`.
+
+Bad input (spec, files, environment, run folder) prints one line and exits with status 2
+before anything is written.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+EXPERIMENTS_DIR = Path(__file__).resolve().parent.parent / "experiments"
+
+
+def _now() -> str:
+    return datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def plan_runs(args: argparse.Namespace) -> list[tuple["ExperimentSpec", Path]]:
+    """Expand the grid and the reruns into (spec, run folder) pairs; validate everything first."""
+    from blocAndTools.experiment_spec import expand_grid, load_raw_spec
+    from blocAndTools.errors import UserInputError
+
+    if args.reruns < 1:
+        raise UserInputError(f"--reruns {args.reruns}: must be >= 1")
+    specs = expand_grid(load_raw_spec(args.spec, args.set))
+    runs = []
+    for spec in specs:
+        for rerun in range(args.reruns):
+            seeded = spec.replace(seed=spec.seed + rerun)
+            if args.run_dir is not None and len(specs) * args.reruns == 1:
+                run_dir = Path(args.run_dir)
+            else:
+                root = Path(args.run_dir) if args.run_dir is not None else Path("runs")
+                run_dir = root / seeded.name / f"{_now()}-seed{seeded.seed}"
+            if run_dir.exists() and any(run_dir.iterdir()):
+                raise UserInputError(f"run folder {str(run_dir)!r} already holds a run "
+                                     f"(use --resume to continue it, or another --run-dir)")
+            runs.append((seeded, run_dir))
+    return runs
+
+
+def check_environments(specs: Sequence["ExperimentSpec"]) -> None:
+    """Make each distinct environment once, so a bad id fails before any training starts."""
+    from blocAndTools.gym_playground import GymPlayground
+
+    seen = set()
+    for spec in specs:
+        key = (spec.env_id, repr(sorted(spec.env_kwargs.items())), spec.max_trj_steps)
+        if key not in seen:
+            seen.add(key)
+            GymPlayground(spec.env_id, spec.env_kwargs, seed=spec.seed, max_trj_steps=spec.max_trj_steps).close()
+
+
+def train_one(spec: "ExperimentSpec", run_dir: Path, resume: bool, view) -> None:
+    """Train (or resume) one run in run_dir."""
+    from blocAndTools.run_logging import ProgressFiles
+    from SoftActorCritic.agent import SoftActorCriticAgent
+
+    agent = SoftActorCriticAgent(spec, run_dir)
+    try:
+        if resume:
+            agent.restore_checkpoint()
+            view.print(f"resuming {run_dir} from epoch {agent.epoch} ({agent.env_steps} env steps)")
+        else:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            spec.to_yaml(run_dir / "spec.yaml")
+            view.print(f"training {spec.name} on {agent.playground.describe()}; run folder {run_dir}")
+        files = ProgressFiles(run_dir, keep_epochs=agent.epoch)
+        try:
+            agent.train(view, files)
+        finally:
+            files.close()
+    finally:
+        agent.close()
+
+
+def command_train(args: argparse.Namespace) -> None:
+    from blocAndTools.errors import UserInputError
+    from blocAndTools.run_logging import ConsoleView
+    from SoftActorCritic.agent import load_run_spec
+
+    view = ConsoleView()
+    if args.resume:
+        if args.run_dir is None:
+            raise UserInputError("--resume needs --run-dir: the folder of the run to continue")
+        run_dir = Path(args.run_dir)
+        if not (run_dir / "spec.yaml").is_file():
+            raise UserInputError(f"run folder {str(run_dir)!r} holds no spec.yaml to resume")
+        spec = load_run_spec(run_dir)
+        check_environments([spec])
+        train_one(spec, run_dir, resume=True, view=view)
+        return
+    if args.spec is None:
+        raise UserInputError("train needs --spec FILE (see `python -m SoftActorCritic list`)")
+    runs = plan_runs(args)
+    check_environments([spec for spec, _ in runs])
+    for spec, run_dir in runs:
+        train_one(spec, run_dir, resume=False, view=view)
+
+
+def _agent_from_run(run_dir: Path, best: bool = False, render_mode: str | None = None):
+    """Rebuild the agent of a finished or running run from its spec and latest checkpoint (or best policy)."""
+    import tensorflow as tf
+    from blocAndTools.errors import UserInputError
+    from blocAndTools.gym_playground import GymPlayground
+    from SoftActorCritic.agent import SoftActorCriticAgent, load_run_spec
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "spec.yaml").is_file():
+        raise UserInputError(f"{str(run_dir)!r} is not a run folder (no spec.yaml)")
+    agent = SoftActorCriticAgent(load_run_spec(run_dir), run_dir)
+    if best:
+        path = run_dir / "best_policy" / "phi"
+        if not Path(str(path) + ".index").exists():
+            raise UserInputError(f"{str(run_dir)!r} has no best policy (the goal was never reached)")
+        tf.train.Checkpoint(phi=agent.brain.phi).read(str(path)).assert_existing_objects_matched()
+    else:
+        agent.restore_checkpoint()
+    if render_mode is not None:
+        spec = agent.spec
+        agent.eval_playground.close()
+        agent.eval_playground = GymPlayground(spec.env_id, spec.env_kwargs, seed=spec.seed + 20_000,
+                                              max_trj_steps=spec.max_trj_steps, render_mode=render_mode)
+    return agent
+
+
+def command_eval(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    agent = _agent_from_run(args.run_dir, best=args.best)
+    returns = agent.evaluate(args.episodes)
+    print(f"{agent.spec.env_id}: deterministic return over {len(returns)} episodes: "
+          f"mean {np.mean(returns):.1f}, std {np.std(returns):.1f}, min {np.min(returns):.1f}, "
+          f"max {np.max(returns):.1f}")
+    agent.close()
+
+
+def command_play(args: argparse.Namespace) -> None:
+    from blocAndTools.errors import UserInputError
+
+    if not args.record and not os.environ.get("DISPLAY"):
+        raise UserInputError("no display to play on: use --record to write a video instead")
+    agent = _agent_from_run(args.run_dir, best=args.best, render_mode="rgb_array" if args.record else "human")
+    if not args.record:
+        print("returns:", [round(r, 1) for r in agent.evaluate(args.episodes)])
+        agent.close()
+        return
+    import imageio.v2 as imageio
+
+    video_dir = Path(args.run_dir) / "videos"
+    video_dir.mkdir(exist_ok=True)
+    playground = agent.eval_playground
+    for episode in range(args.episodes):
+        path = video_dir / f"episode-{episode}.mp4"
+        obs, done, episode_return = playground.reset(), False, 0.0
+        with imageio.get_writer(path, fps=playground.env.metadata.get("render_fps", 30)) as writer:
+            writer.append_data(playground.env.render())
+            while not done:
+                obs, reward, terminated, truncated = playground.step(agent.brain.deterministic_action(obs))
+                episode_return += reward
+                done = terminated or truncated
+                writer.append_data(playground.env.render())
+        print(f"episode {episode}: return {episode_return:.1f}, video {path}")
+    agent.close()
+
+
+def command_plot(args: argparse.Namespace) -> None:
+    from SoftActorCritic.plotting import plot_learning_curves
+
+    out = plot_learning_curves([Path(p) for p in args.run_dirs], Path(args.out))
+    print(f"learning curves written to {out}")
+
+
+def command_list(args: argparse.Namespace) -> None:
+    import yaml
+
+    for path in sorted(Path(args.dir).rglob("*.yaml")):
+        try:
+            description = (yaml.safe_load(path.read_text()) or {}).get("description", "")
+        except yaml.YAMLError:
+            description = "(not valid YAML)"
+        print(f"{str(path.relative_to(args.dir)):45s} {description}")
+
+
+def command_fields(args: argparse.Namespace) -> None:
+    import dataclasses
+
+    from blocAndTools.experiment_spec import ExperimentSpec, field_docs
+
+    docs = field_docs()
+    for spec_field in dataclasses.fields(ExperimentSpec):
+        default = spec_field.default if spec_field.default is not dataclasses.MISSING else spec_field.default_factory()
+        print(f"{spec_field.name:30s} {str(default):18s} {docs.get(spec_field.name, '')}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m SoftActorCritic",
+                                     description="Soft Actor-Critic (TensorFlow 2) experiment runner.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train from a spec file (a grid of specs, with reruns)")
+    train.add_argument("--spec", help="ExperimentSpec YAML file, e.g. experiments/pendulum.yaml")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a spec field (repeatable); a list value makes a grid search")
+    train.add_argument("--run-dir", help="run folder (default runs/<name>/<date-time>-seed<N>); with a grid "
+                                         "or reruns, the parent folder")
+    train.add_argument("--reruns", type=int, default=1, help="seeds per grid point: seed, seed+1, ...")
+    train.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its checkpoint")
+    train.set_defaults(func=command_train)
+
+    for name, helptext, func in (("eval", "evaluate a run's policy with tanh(mu)", command_eval),
+                                 ("play", "watch a run's policy, or record videos", command_play)):
+        sub = commands.add_parser(name, help=helptext)
+        sub.add_argument("--run-dir", required=True, help="the run folder")
+        sub.add_argument("--episodes", type=int, default=10 if name == "eval" else 1)
+        sub.add_argument("--best", action="store_true", help="use the best policy instead of the last checkpoint")
+        if name == "play":
+            sub.add_argument("--record", action="store_true", help="write mp4 videos to <run-dir>/videos/")
+        sub.set_defaults(func=func)
+
+    plot = commands.add_parser("plot", help="learning curves (eval return vs env steps) of one or more runs")
+    plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                      help="run folders, or folders of runs (reruns are averaged)")
+    plot.add_argument("--out", default="learning_curves.png", help="image file to write")
+    plot.set_defaults(func=command_plot)
+
+    listing = commands.add_parser("list", help="the experiment files, with a one-line description each")
+    listing.add_argument("--dir", default=str(EXPERIMENTS_DIR), help="folder of spec files")
+    listing.set_defaults(func=command_list)
+
+    fields = commands.add_parser("fields", help="every ExperimentSpec field with its default and meaning")
+    fields.set_defaults(func=command_fields)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from blocAndTools.errors import UserInputError
+
+    try:
+        args.func(args)
+    except UserInputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,75 @@
+"""The SAC networks and the squashed Gaussian policy math.
+
+phi:         s -> (mu, log_std), log_std clipped to [-20, 2]         (the Gaussian actor)
+V_psi:       s -> V(s)                                                (soft state value, SAC v1)
+Q_theta_i:   (s, a) -> Q(s, a)                                        (twin soft Q functions)
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from blocAndTools.nn_blocs import build_mlp
+
+LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0  # the SAC paper's code
+LOG_2 = float(np.log(2.0))
+
+
+def build_gaussian_policy(obs_dim: int, act_dim: int, hidden_layer_topo: Sequence[int],
+                          activation: str, name: str = "phi") -> keras.Model:
+    """phi: a trunk MLP with two linear heads, mu and log_std (clipped to [LOG_STD_MIN, LOG_STD_MAX])."""
+    obs = keras.Input(shape=(obs_dim,), name="obs")
+    features = build_mlp(hidden_layer_topo, activation, name=f"{name}_mlp")(obs)
+    mu = keras.layers.Dense(act_dim, name="policy_mu")(features)
+    log_std = keras.layers.Dense(act_dim, name="policy_log_std")(features)
+    log_std = keras.ops.clip(log_std, LOG_STD_MIN, LOG_STD_MAX)
+    return keras.Model(obs, [mu, log_std], name=name)
+
+
+def build_state_value(obs_dim: int, hidden_layer_topo: Sequence[int], activation: str,
+                      name: str) -> keras.Model:
+    """V_psi (and frozen_V_psi): s -> V, shape (batch, 1)."""
+    obs = keras.Input(shape=(obs_dim,), name="obs")
+    features = build_mlp(hidden_layer_topo, activation, name=f"{name}_mlp")(obs)
+    return keras.Model(obs, keras.layers.Dense(1, name="value")(features), name=name)
+
+
+def build_state_action_value(obs_dim: int, act_dim: int, hidden_layer_topo: Sequence[int],
+                             activation: str, name: str) -> keras.Model:
+    """Q_theta_i: [s, a] -> Q, shape (batch, 1); s and a are concatenated at the input."""
+    obs = keras.Input(shape=(obs_dim,), name="obs")
+    act = keras.Input(shape=(act_dim,), name="act")
+    features = build_mlp(hidden_layer_topo, activation, name=f"{name}_mlp")(
+        keras.layers.Concatenate()([obs, act]))
+    return keras.Model([obs, act], keras.layers.Dense(1, name="value")(features), name=name)
+
+
+def tanh_log_det_jacobian(u: tf.Tensor) -> tf.Tensor:
+    """sum_j log(1 - tanh(u_j)^2), in the stable form 2 * (log 2 - u - softplus(-2u)).
+
+    Computed from the pre-squash u, never from a = tanh(u): atanh(+-1) is infinite.
+    """
+    return tf.reduce_sum(2.0 * (LOG_2 - u - tf.nn.softplus(-2.0 * u)), axis=-1)
+
+
+def squashed_log_prob(u: tf.Tensor, mu: tf.Tensor, log_std: tf.Tensor) -> tf.Tensor:
+    """log pi(a|s) for a = tanh(u), u ~ N(mu, exp(log_std)):  log N(u; mu, std) - sum log(1 - tanh(u)^2)."""
+    gaussian = tfp.distributions.Normal(loc=mu, scale=tf.exp(log_std))
+    return tf.reduce_sum(gaussian.log_prob(u), axis=-1) - tanh_log_det_jacobian(u)
+
+
+def squashed_sample(mu: tf.Tensor, log_std: tf.Tensor, eps: tf.Tensor,
+                    reparametrize: bool = True) -> tuple[tf.Tensor, tf.Tensor]:
+    """(a, log pi(a|s)) with u = mu + std * eps and a = tanh(u).
+
+    reparametrize=False stops the gradient at u, as the REINFORCE estimator needs: the
+    gradient then reaches phi only through log pi's dependence on mu and log_std.
+    """
+    u = mu + tf.exp(log_std) * eps
+    if not reparametrize:
+        u = tf.stop_gradient(u)
+    return tf.tanh(u), squashed_log_prob(u, mu, log_std)

@@ -1,0 +1,287 @@
+"""ExperimentSpec: every hyperparameter of a run, in one typed, documented, validated definition.
+
+A spec file is YAML holding a subset of the fields below; `--set key=value` overrides
+them. As in the original project, a list in place of a scalar value means a search:
+`expand_grid` turns one raw spec into one spec per grid point.
+"""
+from __future__ import annotations
+
+import ast
+import dataclasses
+import difflib
+import inspect
+import itertools
+import math
+from pathlib import Path
+from typing import Any, Iterable, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+from blocAndTools.errors import UserInputError
+
+VARIANTS = ("v1", "v2")
+Q_BACKUPS = ("single", "double", "clipped")
+ACTOR_GRADIENTS = ("reparametrize", "reinforce")
+ACTOR_LOSSES = ("soft_q", "entropy_only", "none")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentSpec:
+    """Hyperparameters of one SAC run. Defaults are the SAC paper's (Haarnoja et al. 2018)."""
+
+    name: str = "experiment"
+    """Experiment name: the run folder is runs/<name>/..."""
+    description: str = ""
+    """One line saying what the experiment shows (printed by `list`)."""
+
+    # --- environment ---
+    env_id: str = "Pendulum-v1"
+    """Registered gymnasium id with a Box action space (actions are rescaled to [-1, 1])."""
+    env_kwargs: dict = dataclasses.field(default_factory=dict)
+    """Keyword arguments for gymnasium.make, e.g. {continuous: true} for LunarLander-v3."""
+    seed: int = 0
+    """Seed of the networks, the replay buffer sampler and the environments."""
+    max_trj_steps: int | None = None
+    """Time limit of a trajectory in steps (None keeps the environment's own limit)."""
+
+    # --- schedule ---
+    max_epoch: int = 100
+    """Number of epochs of a run."""
+    timestep_per_epoch: int = 1000
+    """Environment steps per epoch; an evaluation follows each epoch."""
+    gradient_step_interval: int = 1
+    """Environment steps between two gradient steps (1: one gradient step per env step)."""
+    min_pool_size: int = 10_000
+    """Transitions collected with uniform random actions before the first gradient step."""
+    pool_capacity: int = 1_000_000
+    """Replay buffer capacity; the oldest transitions are overwritten once full."""
+    batch_size_in_ts: int = 256
+    """Minibatch size in transitions."""
+    max_eval_trj: int = 10
+    """Evaluation episodes with the deterministic policy tanh(mu) after each epoch."""
+    expected_reward_goal: float | None = None
+    """Eval return at which the policy is saved as the best policy (None: never)."""
+    checkpoint_interval: int = 1
+    """Epochs between two checkpoints (a checkpoint is also written at the end)."""
+
+    # --- SAC ---
+    variant: str = "v1"
+    """v1: V_psi and frozen_V_psi targets (2018a); v2: twin frozen Q targets, no V (2018b)."""
+    discount_factor: float = 0.99
+    """gamma: weight of the next state's value in the Bellman target."""
+    learning_rate: float = 3e-4
+    """Adam learning rate of the actor phi."""
+    critic_learning_rate: float = 3e-4
+    """Adam learning rate of V_psi and both Q_theta."""
+    alpha: float | str = 1.0
+    """Temperature of the entropy bonus, or 'auto' to learn log_alpha (SAC v2)."""
+    alpha_learning_rate: float = 3e-4
+    """Adam learning rate of log_alpha when alpha is 'auto'."""
+    target_entropy: float | None = None
+    """Entropy target of alpha 'auto' (None: -act_dim)."""
+    reward_scaling: float = 5.0
+    """eta: rewards are multiplied by eta in the Q target; plays the inverse role of alpha."""
+    target_smoothing_coefficient: float = 0.005
+    """tau: frozen <- tau * online + (1 - tau) * frozen (1.0 is a hard copy)."""
+    target_update_interval: int = 1
+    """Gradient steps between two target updates (hard update: tau 1.0 and e.g. 1000)."""
+    q_backup: str = "clipped"
+    """single: Q_theta_1 only; double: each Q uses the other's value; clipped: min of both."""
+    actor_gradient: str = "reparametrize"
+    """reparametrize: backpropagate through a = tanh(mu + std * eps); reinforce: score function."""
+    num_actor_samples: int = 1
+    """Actions sampled per state for the actor loss (REINFORCE-10 uses 10)."""
+    actor_loss: str = "soft_q"
+    """soft_q: the SAC actor; entropy_only: maximise entropy alone; none: no actor update."""
+
+    # --- networks ---
+    phi_nn_h_layer_topo: tuple[int, ...] = (256, 256)
+    """Hidden layer sizes of the actor phi."""
+    psi_nn_h_layer_topo: tuple[int, ...] = (256, 256)
+    """Hidden layer sizes of V_psi and frozen_V_psi."""
+    theta_nn_h_layer_topo: tuple[int, ...] = (256, 256)
+    """Hidden layer sizes of Q_theta_1 and Q_theta_2."""
+    hidden_activation: str = "relu"
+    """Activation of every hidden layer (relu, tanh, elu, selu, gelu, swish, leaky_relu)."""
+
+    def __post_init__(self) -> None:
+        for spec_field in dataclasses.fields(self):
+            value = _coerce(spec_field.name, getattr(self, spec_field.name), _FIELD_TYPES[spec_field.name])
+            object.__setattr__(self, spec_field.name, value)
+        _check_ranges(self)
+
+    @property
+    def learns_alpha(self) -> bool:
+        """True when the temperature is learned (alpha: auto)."""
+        return self.alpha == "auto"
+
+    def replace(self, **changes: Any) -> ExperimentSpec:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain YAML-friendly dict (tuples as lists)."""
+        return {key: list(value) if isinstance(value, tuple) else value
+                for key, value in dataclasses.asdict(self).items()}
+
+    def to_yaml(self, path: str | Path) -> None:
+        """Write the resolved spec: loading it back gives an equal spec."""
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, overrides: Iterable[str] = ()) -> ExperimentSpec:
+        """Load one spec (no grid) from a YAML file, with `key=value` overrides."""
+        points = expand_grid(load_raw_spec(path, overrides))
+        if len(points) != 1:
+            raise UserInputError(f"{path}: holds a grid of {len(points)} specs where one was expected")
+        return points[0]
+
+
+_FIELD_TYPES = get_type_hints(ExperimentSpec)
+FIELD_NAMES = tuple(f.name for f in dataclasses.fields(ExperimentSpec))
+_TUPLE_FIELDS = {name for name, hint in _FIELD_TYPES.items() if get_origin(hint) is tuple}
+
+
+def field_docs() -> dict[str, str]:
+    """Each field's one-line docstring, read from this module's source (for `fields` and the README)."""
+    tree = ast.parse(inspect.getsource(ExperimentSpec))
+    body = tree.body[0].body
+    docs = {}
+    for node, following in zip(body, body[1:]):
+        if isinstance(node, ast.AnnAssign) and isinstance(following, ast.Expr) \
+                and isinstance(following.value, ast.Constant):
+            docs[node.target.id] = following.value.value
+    return docs
+
+
+def _coerce(name: str, value: Any, hint: Any) -> Any:
+    """Check a value against its field's type hint, converting int to float and list to tuple."""
+    allowed = get_args(hint) if get_origin(hint) in (Union, type(int | None)) else (hint,)
+    for option in allowed:
+        if option is type(None) and value is None:
+            return None
+        if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if option is float and isinstance(value, str) and _looks_like_float(value):
+            return float(value)  # PyYAML reads 3e-4 (no dot) as a string
+        if option is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if option is str and isinstance(value, str):
+            return value
+        if option is dict and isinstance(value, dict):
+            return dict(value)
+        if get_origin(option) is tuple and isinstance(value, (list, tuple)) \
+                and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            return tuple(value)
+    expected = " or ".join("null" if t is type(None) else getattr(t, "__name__", str(t)) for t in allowed)
+    if name in _TUPLE_FIELDS:
+        expected = "a list of integers"
+    raise UserInputError(f"spec field {name!r}: expected {expected}, got {value!r}")
+
+
+def _looks_like_float(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
+def _check_ranges(spec: ExperimentSpec) -> None:
+    """Reject out-of-range values with one line naming the field and what is allowed."""
+    def require(ok: bool, name: str, allowed: str) -> None:
+        if not ok:
+            raise UserInputError(f"spec field {name!r} = {getattr(spec, name)!r}: must be {allowed}")
+
+    for name in ("learning_rate", "critic_learning_rate", "alpha_learning_rate", "reward_scaling"):
+        require(math.isfinite(getattr(spec, name)) and getattr(spec, name) > 0, name, "a positive number")
+    for name in ("max_epoch", "timestep_per_epoch", "gradient_step_interval", "min_pool_size",
+                 "pool_capacity", "batch_size_in_ts", "checkpoint_interval", "target_update_interval",
+                 "num_actor_samples"):
+        require(getattr(spec, name) >= 1, name, "an integer >= 1")
+    require(spec.seed >= 0, "seed", "an integer >= 0")
+    require(spec.max_eval_trj >= 0, "max_eval_trj", "an integer >= 0")
+    require(spec.max_trj_steps is None or spec.max_trj_steps >= 1, "max_trj_steps", "null or an integer >= 1")
+    require(0.0 <= spec.discount_factor <= 1.0, "discount_factor", "in [0, 1]")
+    require(0.0 < spec.target_smoothing_coefficient <= 1.0, "target_smoothing_coefficient", "in (0, 1]")
+    require(spec.alpha == "auto" or (isinstance(spec.alpha, float) and math.isfinite(spec.alpha)
+                                     and spec.alpha >= 0), "alpha", "a number >= 0 or 'auto'")
+    require(spec.target_entropy is None or math.isfinite(spec.target_entropy), "target_entropy",
+            "null or a finite number")
+    for name, choices in (("variant", VARIANTS), ("q_backup", Q_BACKUPS),
+                          ("actor_gradient", ACTOR_GRADIENTS), ("actor_loss", ACTOR_LOSSES)):
+        require(getattr(spec, name) in choices, name, "one of " + ", ".join(choices))
+    for name in ("phi_nn_h_layer_topo", "psi_nn_h_layer_topo", "theta_nn_h_layer_topo"):
+        require(len(getattr(spec, name)) >= 1 and min(getattr(spec, name)) >= 1, name,
+                "a non-empty list of positive layer sizes")
+    require(spec.q_backup != "double" or spec.variant == "v2", "q_backup",
+            "single or clipped with variant v1 (double needs the twin frozen Q targets of v2)")
+    require(spec.batch_size_in_ts <= spec.min_pool_size, "batch_size_in_ts",
+            f"<= min_pool_size ({spec.min_pool_size})")
+    require(spec.min_pool_size <= spec.pool_capacity, "min_pool_size", f"<= pool_capacity ({spec.pool_capacity})")
+    # Imported here: blocAndTools.nn_blocs pulls in TensorFlow, which validation alone should not need.
+    from blocAndTools.nn_blocs import ACTIVATIONS
+    require(spec.hidden_activation in ACTIVATIONS, "hidden_activation", "one of " + ", ".join(ACTIVATIONS))
+
+
+def closest_field_hint(key: str) -> str:
+    """' (did you mean ...?)' for a misspelled field name, or ''."""
+    match = difflib.get_close_matches(key, FIELD_NAMES, n=1)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """'key=value' -> (key, YAML-parsed value), e.g. 'alpha=auto' or 'phi_nn_h_layer_topo=[64,64]'."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise UserInputError(f"--set {text!r}: expected key=value")
+    try:
+        return key.strip(), yaml.safe_load(value)
+    except yaml.YAMLError as error:
+        raise UserInputError(f"--set {text!r}: value is not valid YAML ({error.problem})") from None
+
+
+def load_raw_spec(path: str | Path, overrides: Iterable[str] = ()) -> dict[str, Any]:
+    """Read a spec file with the safe YAML loader, apply overrides, reject unknown keys."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserInputError(f"spec file {str(path)!r} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise UserInputError(f"spec file {str(path)!r} is not valid YAML: "
+                             f"{str(error).splitlines()[0]}") from None
+    if not isinstance(raw, dict):
+        raise UserInputError(f"spec file {str(path)!r} must hold a mapping of field: value")
+    raw.setdefault("name", path.stem)
+    raw.update(parse_override(text) for text in overrides)
+    for key in raw:
+        if key not in FIELD_NAMES:
+            raise UserInputError(f"unknown spec field {key!r}{closest_field_hint(str(key))}")
+    return raw
+
+
+def _is_grid(key: str, value: Any) -> bool:
+    """A list in place of a scalar is a search; for a layer topology, a list of lists is."""
+    if key in _TUPLE_FIELDS:
+        return isinstance(value, list) and len(value) > 0 and all(isinstance(v, (list, tuple)) for v in value)
+    return isinstance(value, list)
+
+
+def expand_grid(raw: dict[str, Any]) -> list[ExperimentSpec]:
+    """One validated ExperimentSpec per point of the grid (a single point when nothing is a list)."""
+    grid_keys = [key for key, value in raw.items() if _is_grid(key, value)]
+    if any(len(raw[key]) == 0 for key in grid_keys):
+        raise UserInputError(f"spec field {grid_keys[0]!r}: an empty list is not a search")
+    specs = []
+    for values in itertools.product(*(raw[key] for key in grid_keys)):
+        point = dict(raw, **dict(zip(grid_keys, values)))
+        if grid_keys:
+            tag = ",".join(f"{key}={_tag(value)}" for key, value in zip(grid_keys, values))
+            point["name"] = f"{raw['name']}-{tag}"
+        specs.append(ExperimentSpec(**point))
+    return specs
+
+
+def _tag(value: Any) -> str:
+    """Short text of a grid value for folder names: [64, 64] -> 64x64."""
+    return "x".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)

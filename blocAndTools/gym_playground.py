@@ -1,0 +1,213 @@
+"""GymPlayground: one gymnasium environment made ready for SAC.
+
+It makes the environment, rejects spaces SAC cannot handle with a one-line
+`UserInputError`, rescales actions to [-1, 1] (the range of the tanh-squashed
+policy), seeds everything from one seed, and keeps gymnasium's split between
+`terminated` (a true terminal state: no bootstrap) and `truncated` (a time limit:
+still bootstrap).
+"""
+
+from __future__ import annotations
+
+import os
+from types import TracebackType
+
+import gymnasium
+import numpy as np
+from gymnasium.spaces import Box, Space
+from gymnasium.wrappers import RescaleAction
+
+from blocAndTools.errors import UserInputError
+
+
+class EnvironmentFault(RuntimeError):
+    """The environment itself raised during `step` or `reset` (not a user input error)."""
+
+
+def use_egl_without_display() -> None:
+    """Pick MuJoCo's offscreen EGL backend when no backend is chosen and there is no display.
+
+    On headless machines only EGL renders MuJoCo frames (osmesa and glfw fail), see
+    DESIGN.md "Rendering and video". It must be set before the environment is made.
+    """
+    if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
+        os.environ["MUJOCO_GL"] = "egl"
+
+
+def _one_line(text: str) -> str:
+    """Collapse a message to one line, as the CLI prints user errors on one line."""
+    return " ".join(str(text).split())
+
+
+def _format_bounds(low: np.ndarray, high: np.ndarray) -> str:
+    """'[-2, 2]' when all components share the same bounds, else the per-component lists."""
+    if np.all(low == low.flat[0]) and np.all(high == high.flat[0]):
+        return f"[{low.flat[0]:g}, {high.flat[0]:g}]"
+    lows = ", ".join(f"{x:g}" for x in low.flat)
+    highs = ", ".join(f"{x:g}" for x in high.flat)
+    return f"[[{lows}], [{highs}]]"
+
+
+class GymPlayground:
+    """A seeded gymnasium environment with a 1-D Box observation and actions in [-1, 1]."""
+
+    def __init__(
+        self,
+        env_id: str,
+        env_kwargs: dict | None = None,
+        seed: int | None = None,
+        max_trj_steps: int | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        """Make, check, wrap and seed the environment `env_id`; bad input raises `UserInputError`."""
+        self.env_id = env_id
+        self.seed = seed
+        self.total_steps = 0  # steps taken by this playground over all episodes
+        self._seed_next_reset = True
+        self._closed = False
+
+        if max_trj_steps is not None and (
+            isinstance(max_trj_steps, bool) or not isinstance(max_trj_steps, int) or max_trj_steps < 1
+        ):
+            raise UserInputError(f"max_trj_steps must be a positive integer or None, got {max_trj_steps!r}")
+
+        use_egl_without_display()
+        make_kwargs = dict(env_kwargs or {})
+        if max_trj_steps is not None:
+            make_kwargs["max_episode_steps"] = max_trj_steps
+        if render_mode is not None:
+            make_kwargs["render_mode"] = render_mode
+
+        try:
+            raw_env = gymnasium.make(env_id, **make_kwargs)
+        except gymnasium.error.DependencyNotInstalled as exc:
+            raise UserInputError(
+                f"environment {env_id!r} needs an optional dependency that is not installed: {_one_line(exc)}"
+            ) from exc
+        except gymnasium.error.Error as exc:  # NameNotFound, NamespaceNotFound, VersionNotFound, ...
+            raise UserInputError(f"unknown environment id {env_id!r}: {_one_line(exc)}") from exc
+        except TypeError as exc:
+            raise UserInputError(
+                f"environment {env_id!r} rejected env_kwargs {env_kwargs!r}: {_one_line(exc)}"
+            ) from exc
+
+        try:
+            self._check_spaces(raw_env.observation_space, raw_env.action_space)
+        except UserInputError:
+            raw_env.close()
+            raise
+
+        self.original_action_space: Box = raw_env.action_space
+        self.max_episode_steps: int | None = (
+            raw_env.spec.max_episode_steps if raw_env.spec is not None else None
+        )
+        # The policy acts in [-1, 1] (tanh); the wrapper maps that onto the env's own bounds.
+        # Bounds in the space's own dtype: Python floats would make gymnasium warn about float64.
+        shape, dtype = raw_env.action_space.shape, raw_env.action_space.dtype
+        self.env: gymnasium.Env = RescaleAction(
+            raw_env, min_action=np.full(shape, -1.0, dtype=dtype), max_action=np.full(shape, 1.0, dtype=dtype)
+        )
+        self.observation_space: Box = self.env.observation_space
+        self.action_space: Box = self.env.action_space
+        self.obs_dim: int = int(self.observation_space.shape[0])
+        self.act_dim: int = int(self.action_space.shape[0])
+        self.action_space.seed(seed)
+
+    def _check_spaces(self, observation_space: Space, action_space: Space) -> None:
+        """Raise `UserInputError` unless actions are a bounded 1-D Box and observations a 1-D Box."""
+        if not isinstance(action_space, Box):
+            raise UserInputError(
+                f"environment {self.env_id!r} has {action_space} actions; SAC needs a Box action space"
+            )
+        if len(action_space.shape) != 1:
+            raise UserInputError(
+                f"environment {self.env_id!r} has {action_space} actions of shape {action_space.shape}; "
+                "SAC needs a 1-D Box action space"
+            )
+        if not (np.all(np.isfinite(action_space.low)) and np.all(np.isfinite(action_space.high))):
+            raise UserInputError(
+                f"environment {self.env_id!r} has unbounded actions {action_space}; "
+                "SAC needs finite action bounds to rescale to [-1, 1]"
+            )
+        if not isinstance(observation_space, Box) or len(observation_space.shape) != 1:
+            raise UserInputError(
+                f"environment {self.env_id!r} has {observation_space} observations; "
+                "SAC needs a 1-D Box observation space"
+            )
+
+    def reset(self) -> np.ndarray:
+        """Start an episode and return its first observation (float32).
+
+        The first call seeds the environment with `seed`; later calls continue its RNG,
+        so a whole run is reproducible from the one seed.
+        """
+        seed = self.seed if self._seed_next_reset else None
+        try:
+            obs, _info = self.env.reset(seed=seed)
+        except Exception as exc:
+            raise EnvironmentFault(
+                f"environment {self.env_id!r} raised in reset() after {self.total_steps} steps: "
+                f"{type(exc).__name__}: {_one_line(exc)}"
+            ) from exc
+        self._seed_next_reset = False
+        return np.asarray(obs, dtype=np.float32)
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool]:
+        """Apply `action` (in [-1, 1]) and return (next_obs, reward, terminated, truncated).
+
+        Only `terminated` marks a true terminal state; `truncated` is a time limit
+        (the learner must still bootstrap from `next_obs`).
+        """
+        action = np.asarray(action, dtype=np.float32)
+        if action.shape != (self.act_dim,):
+            raise ValueError(f"action must have shape ({self.act_dim},), got {action.shape}")
+        try:
+            obs, reward, terminated, truncated, _info = self.env.step(action)
+        except Exception as exc:
+            raise EnvironmentFault(
+                f"environment {self.env_id!r} raised in step() after {self.total_steps} steps: "
+                f"{type(exc).__name__}: {_one_line(exc)}"
+            ) from exc
+        self.total_steps += 1
+        return np.asarray(obs, dtype=np.float32), float(reward), bool(terminated), bool(truncated)
+
+    def sample_random_action(self) -> np.ndarray:
+        """A uniform random action in [-1, 1] (float32), from the action space seeded with `seed`."""
+        return np.asarray(self.action_space.sample(), dtype=np.float32)
+
+    def get_rng_state(self) -> dict:
+        """The environment's and the action space's generator states (JSON-friendly), for checkpoints."""
+        return {"env": self.env.unwrapped.np_random.bit_generator.state,
+                "action_space": self.action_space.np_random.bit_generator.state}
+
+    def set_rng_state(self, state: dict) -> None:
+        """Continue from `get_rng_state()`: the next reset() draws from the restored generator, unseeded."""
+        self.env.unwrapped.np_random.bit_generator.state = state["env"]
+        self.action_space.np_random.bit_generator.state = state["action_space"]
+        self._seed_next_reset = False
+
+    def describe(self) -> str:
+        """One line on the spaces, e.g. 'Pendulum-v1: obs Box(3,) act Box(1,) in [-2, 2] rescaled to [-1, 1], time limit 200'."""
+        bounds = _format_bounds(self.original_action_space.low, self.original_action_space.high)
+        limit = f"time limit {self.max_episode_steps}" if self.max_episode_steps is not None else "no time limit"
+        return (
+            f"{self.env_id}: obs Box({self.obs_dim},) act Box({self.act_dim},) in {bounds} "
+            f"rescaled to [-1, 1], {limit}"
+        )
+
+    def close(self) -> None:
+        """Release the environment (safe to call more than once)."""
+        if not self._closed:
+            self._closed = True
+            self.env.close()
+
+    def __enter__(self) -> GymPlayground:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,120 @@
+"""Epoch metrics: the live console view (rich), progress.csv and TensorBoard events of a run."""
+from __future__ import annotations
+
+import csv
+import math
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Mapping
+
+import tensorflow as tf
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
+from rich.table import Table
+
+# progress.csv columns, in order; a metric a variant does not have (v_loss in v2) is left empty.
+PROGRESS_COLUMNS = (
+    "epoch", "env_steps", "gradient_steps", "wall_time_s", "eval_return_mean", "eval_return_std",
+    "train_return_mean", "train_episodes", "v_loss", "q1_loss", "q2_loss", "pi_loss", "alpha_loss",
+    "alpha", "log_pi_mean", "v_mean", "frozen_v_mean", "q1_mean", "q2_mean", "steps_per_s")
+
+# The console row after each epoch: (column, header, format).
+CONSOLE_COLUMNS = (
+    ("epoch", "epoch", "{:.0f}"), ("env_steps", "steps", "{:.0f}"), ("eval_return_mean", "eval ret", "{:.1f}"),
+    ("eval_return_std", "± std", "{:.1f}"), ("train_return_mean", "train ret", "{:.1f}"),
+    ("q1_loss", "Q1 loss", "{:.3g}"), ("v_loss", "V loss", "{:.3g}"), ("pi_loss", "pi loss", "{:.3g}"),
+    ("alpha", "alpha", "{:.3g}"), ("q1_mean", "Q1 mean", "{:.1f}"), ("v_mean", "V mean", "{:.1f}"),
+    ("log_pi_mean", "log pi", "{:.2f}"), ("steps_per_s", "steps/s", "{:.0f}"))
+
+
+
+def tensorboard_tag(key: str) -> str:
+    """Metric names grouped in sections, as CleanRL does: losses/..., values/..., charts/..."""
+    if key.endswith("_loss"):
+        return f"losses/{key}"
+    if key in ("v_mean", "frozen_v_mean", "q1_mean", "q2_mean"):
+        return f"values/{key}"
+    return f"charts/{key}"
+
+
+def _format(value: object, fmt: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return fmt.format(value)
+
+
+class ConsoleView:
+    """A progress bar per epoch (steps/s, ETA) and one row of metrics per epoch.
+
+    On a terminal the bar is live; otherwise (CI, a log file) each epoch prints plain lines.
+    """
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console()
+        self._header_printed = False
+
+    @property
+    def live(self) -> bool:
+        return self.console.is_terminal
+
+    @contextmanager
+    def epoch_progress(self, epoch: int, total_steps: int) -> Iterator[callable]:
+        """Context giving `advance(n_steps)`; shows a live bar on a terminal, nothing otherwise."""
+        if not self.live:
+            yield lambda n=1: None
+            return
+        columns = (TextColumn(f"epoch {epoch}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.speed:>6.0f} steps/s"), TimeElapsedColumn(),
+                   TextColumn("ETA"), TimeRemainingColumn())
+        with Progress(*columns, console=self.console, transient=True) as progress:
+            task = progress.add_task("steps", total=total_steps)
+            yield lambda n=1: progress.advance(task, n)
+
+    def print_epoch(self, row: Mapping[str, object]) -> None:
+        """One aligned row of the epoch's metrics (a header before the first); plain `key value` pairs off a terminal."""
+        if not self.live:
+            print(" | ".join(f"{header.strip()} {_format(row.get(key), fmt)}" for key, header, fmt in CONSOLE_COLUMNS),
+                  flush=True)
+            return
+        table = Table(show_header=not self._header_printed, box=None, pad_edge=False)
+        for _, header, _ in CONSOLE_COLUMNS:
+            table.add_column(header, justify="right", min_width=9)
+        table.add_row(*(_format(row.get(key), fmt) for key, _, fmt in CONSOLE_COLUMNS))
+        self.console.print(table)
+        self._header_printed = True
+
+    def print(self, message: str) -> None:
+        self.console.print(message, highlight=False, soft_wrap=True)
+
+
+class ProgressFiles:
+    """progress.csv (one row per epoch, header first) and TensorBoard events under run_dir/tb."""
+
+    def __init__(self, run_dir: Path, keep_epochs: int = 0) -> None:
+        """Open for appending; on resume, rows after `keep_epochs` (written after the checkpoint) are dropped."""
+        self.csv_path = Path(run_dir) / "progress.csv"
+        rows = []
+        if keep_epochs > 0 and self.csv_path.exists():
+            with self.csv_path.open(newline="") as file:
+                rows = [row for row in csv.DictReader(file) if int(row["epoch"]) <= keep_epochs]
+        with self.csv_path.open("w", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=PROGRESS_COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+        self.tensorboard = tf.summary.create_file_writer(str(Path(run_dir) / "tb"))
+
+    def write(self, row: Mapping[str, object]) -> None:
+        """Append one epoch row to progress.csv and its scalars to TensorBoard (x axis: env steps)."""
+        with self.csv_path.open("a", newline="") as file:
+            csv.DictWriter(file, fieldnames=PROGRESS_COLUMNS).writerow(
+                {key: "" if row.get(key) is None else row[key] for key in PROGRESS_COLUMNS})
+        with self.tensorboard.as_default(step=int(row["env_steps"])):
+            for key in PROGRESS_COLUMNS[4:]:
+                value = row.get(key)
+                if value is not None:
+                    tf.summary.scalar(tensorboard_tag(key), float(value))
+        self.tensorboard.flush()
+
+    def close(self) -> None:
+        self.tensorboard.close()

@@ -1,0 +1,109 @@
+"""ExperimentSpec: defaults, YAML loading, overrides, validation and grid expansion."""
+import tempfile
+import unittest
+from pathlib import Path
+
+from blocAndTools import ExperimentSpec, UserInputError
+from blocAndTools.experiment_spec import expand_grid, field_docs, load_raw_spec
+
+
+def write_spec(folder: str, text: str, name: str = "exp.yaml") -> Path:
+    path = Path(folder) / name
+    path.write_text(text)
+    return path
+
+
+class DefaultsTest(unittest.TestCase):
+    def test_paper_defaults(self):
+        spec = ExperimentSpec()
+        self.assertEqual((spec.discount_factor, spec.learning_rate, spec.critic_learning_rate,
+                          spec.target_smoothing_coefficient, spec.target_update_interval, spec.batch_size_in_ts),
+                         (0.99, 3e-4, 3e-4, 0.005, 1, 256))
+        self.assertEqual(spec.phi_nn_h_layer_topo, (256, 256))
+        self.assertEqual((spec.variant, spec.q_backup, spec.actor_gradient), ("v1", "clipped", "reparametrize"))
+
+    def test_every_field_has_a_docstring(self):
+        docs = field_docs()
+        missing = [name for name in ExperimentSpec.__dataclass_fields__ if not docs.get(name)]
+        self.assertEqual(missing, [])
+
+
+class LoadingTest(unittest.TestCase):
+    def test_yaml_overrides_and_roundtrip(self):
+        with tempfile.TemporaryDirectory() as folder:
+            path = write_spec(folder, "env_id: Pendulum-v1\nalpha: 0.2\nphi_nn_h_layer_topo: [64, 64]\n")
+            spec = ExperimentSpec.from_yaml(path, ["alpha=auto", "learning_rate=1e-3", "seed=7"])
+            self.assertEqual(spec.name, "exp")
+            self.assertEqual(spec.alpha, "auto")
+            self.assertEqual(spec.learning_rate, 1e-3)
+            self.assertEqual(spec.phi_nn_h_layer_topo, (64, 64))
+            spec.to_yaml(Path(folder) / "spec.yaml")
+            self.assertEqual(ExperimentSpec.from_yaml(Path(folder) / "spec.yaml"), spec)
+
+    def test_integer_is_accepted_for_a_float_field(self):
+        self.assertEqual(ExperimentSpec(reward_scaling=5).reward_scaling, 5.0)
+
+
+class ValidationTest(unittest.TestCase):
+    def assertRejected(self, pattern: str, **fields):
+        with self.assertRaisesRegex(UserInputError, pattern):
+            ExperimentSpec(**fields)
+
+    def test_out_of_range_values_name_the_field(self):
+        self.assertRejected("'learning_rate' = -0.001: must be a positive number", learning_rate=-1e-3)
+        self.assertRejected("'discount_factor'", discount_factor=1.5)
+        self.assertRejected("'target_smoothing_coefficient'", target_smoothing_coefficient=0.0)
+        self.assertRejected("'batch_size_in_ts' = 512: must be <= min_pool_size", batch_size_in_ts=512,
+                            min_pool_size=256)
+        self.assertRejected("'min_pool_size'", min_pool_size=2000, pool_capacity=1000, batch_size_in_ts=100)
+        self.assertRejected("'alpha' = 'hot'", alpha="hot")
+        self.assertRejected("'variant'.*one of v1, v2", variant="v3")
+        self.assertRejected("'q_backup'.*double needs", q_backup="double")
+        self.assertRejected("'hidden_activation'", hidden_activation="sigmoidz")
+        self.assertRejected("'phi_nn_h_layer_topo'", phi_nn_h_layer_topo=())
+
+    def test_wrong_types_name_the_field(self):
+        self.assertRejected("'max_epoch': expected int, got 'ten'", max_epoch="ten")
+        self.assertRejected("'seed': expected int, got True", seed=True)
+        self.assertRejected("'psi_nn_h_layer_topo': expected a list of integers", psi_nn_h_layer_topo=[64.5])
+
+    def test_unknown_key_suggests_the_closest_name(self):
+        with tempfile.TemporaryDirectory() as folder:
+            path = write_spec(folder, "learnig_rate: 0.001\n")
+            with self.assertRaisesRegex(UserInputError, "unknown spec field 'learnig_rate'.*'learning_rate'"):
+                load_raw_spec(path)
+
+    def test_missing_file_and_bad_yaml(self):
+        with self.assertRaisesRegex(UserInputError, "does not exist"):
+            load_raw_spec("no/such/spec.yaml")
+        with tempfile.TemporaryDirectory() as folder:
+            with self.assertRaisesRegex(UserInputError, "not valid YAML"):
+                load_raw_spec(write_spec(folder, "alpha: [1, 2\n"))
+            with self.assertRaisesRegex(UserInputError, "mapping"):
+                load_raw_spec(write_spec(folder, "- 1\n- 2\n"))
+
+    def test_bad_override(self):
+        with tempfile.TemporaryDirectory() as folder:
+            with self.assertRaisesRegex(UserInputError, "expected key=value"):
+                load_raw_spec(write_spec(folder, "seed: 1\n"), ["alpha"])
+
+
+class GridTest(unittest.TestCase):
+    def test_lists_expand_to_every_combination(self):
+        raw = {"name": "g", "reward_scaling": [1, 5], "phi_nn_h_layer_topo": [[64], [32, 32]], "seed": 3}
+        specs = expand_grid(raw)
+        self.assertEqual(len(specs), 4)
+        self.assertEqual({(s.reward_scaling, s.phi_nn_h_layer_topo) for s in specs},
+                         {(1.0, (64,)), (1.0, (32, 32)), (5.0, (64,)), (5.0, (32, 32))})
+        self.assertIn("g-reward_scaling=1,phi_nn_h_layer_topo=32x32", {s.name for s in specs})
+
+    def test_a_plain_topology_is_not_a_grid(self):
+        self.assertEqual(len(expand_grid({"name": "g", "phi_nn_h_layer_topo": [64, 64]})), 1)
+
+    def test_each_grid_point_is_validated(self):
+        with self.assertRaisesRegex(UserInputError, "learning_rate"):
+            expand_grid({"name": "g", "learning_rate": [1e-3, -1.0]})
+
+
+if __name__ == "__main__":
+    unittest.main()

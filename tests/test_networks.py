@@ -1,0 +1,89 @@
+"""Squashed Gaussian math, the MLP builder and polyak_update."""
+import unittest
+
+import numpy as np
+import tensorflow as tf
+
+from blocAndTools import UserInputError, build_mlp, polyak_update
+from SoftActorCritic.networks import build_gaussian_policy, squashed_log_prob, squashed_sample
+
+
+def analytic_log_prob(u, mu, std):
+    """float64 log N(u; mu, std) - sum log(1 - tanh(u)^2), with log(1 - tanh^2 u) = log sech^2 u
+    = log 4 - 2|u| - 2 log(1 + exp(-2|u|)): finite even where tanh(u) rounds to +-1."""
+    log_normal = -0.5 * ((u - mu) / std) ** 2 - np.log(std) - 0.5 * np.log(2 * np.pi)
+    log_sech2 = np.log(4.0) - 2 * np.abs(u) - 2 * np.log1p(np.exp(-2 * np.abs(u)))
+    return np.sum(log_normal - log_sech2, axis=-1)
+
+
+class SquashedGaussianTest(unittest.TestCase):
+    def test_log_prob_is_finite_and_exact_for_large_means(self):
+        eps = np.random.default_rng(0).normal(size=(64, 2))
+        for mu_value in (-50.0, -5.0, 0.0, 5.0, 50.0):
+            mu = np.full((64, 2), mu_value)
+            log_std = np.full((64, 2), -0.5)
+            action, log_pi = squashed_sample(tf.constant(mu, tf.float32), tf.constant(log_std, tf.float32),
+                                             tf.constant(eps, tf.float32))
+            self.assertTrue(np.all(np.isfinite(log_pi.numpy())), mu_value)
+            self.assertTrue(np.all(np.abs(action.numpy()) <= 1.0))
+            if abs(mu_value) == 50.0:  # tanh(u) is exactly +-1 in float32: atanh would be infinite
+                self.assertTrue(np.all(np.abs(action.numpy()) == 1.0))
+            u = mu + np.exp(log_std) * eps.astype(np.float32)
+            expected = analytic_log_prob(u, mu, np.exp(log_std))
+            np.testing.assert_allclose(log_pi.numpy(), expected, rtol=1e-5, atol=1e-3)
+
+    def test_log_prob_matches_textbook_formula_where_tanh_is_not_saturated(self):
+        rng = np.random.default_rng(1)
+        u, mu, log_std = rng.normal(size=(32, 3)), rng.normal(size=(32, 3)), rng.uniform(-1, 0.5, (32, 3))
+        expected = np.sum(-0.5 * ((u - mu) / np.exp(log_std)) ** 2 - log_std - 0.5 * np.log(2 * np.pi)
+                          - np.log(1 - np.tanh(u) ** 2), axis=-1)
+        got = squashed_log_prob(*(tf.constant(x, tf.float32) for x in (u, mu, log_std)))
+        np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5, atol=1e-5)
+
+    def test_log_std_is_clipped_to_paper_range(self):
+        phi = build_gaussian_policy(3, 2, (8,), "relu")
+        phi.get_layer("policy_log_std").set_weights([np.full((8, 2), 100.0, np.float32),
+                                                     np.full(2, 100.0, np.float32)])
+        _, log_std = phi(np.ones((1, 3), np.float32))
+        np.testing.assert_array_equal(log_std.numpy(), 2.0)
+        phi.get_layer("policy_log_std").set_weights([np.full((8, 2), -100.0, np.float32),
+                                                     np.full(2, -100.0, np.float32)])
+        _, log_std = phi(np.ones((1, 3), np.float32))
+        np.testing.assert_array_equal(log_std.numpy(), -20.0)
+
+
+class BuildMlpTest(unittest.TestCase):
+    def test_hidden_layers_follow_topology_and_activation(self):
+        mlp = build_mlp((5, 7), "tanh", name="trunk")
+        out = mlp(np.ones((2, 3), np.float32))
+        self.assertEqual(out.shape, (2, 7))
+        self.assertTrue(np.all(np.abs(out.numpy()) <= 1.0))
+        self.assertEqual([layer.units for layer in mlp.layers], [5, 7])
+
+    def test_unknown_activation_names_the_allowed_ones(self):
+        with self.assertRaisesRegex(UserInputError, "unknown activation 'sigmoidz'.*relu"):
+            build_mlp((4,), "sigmoidz", name="trunk")
+
+
+class PolyakUpdateTest(unittest.TestCase):
+    def test_target_moves_by_tau(self):
+        source = [tf.Variable([1.0, 2.0]), tf.Variable([[3.0]])]
+        target = [tf.Variable([0.0, 0.0]), tf.Variable([[1.0]])]
+        polyak_update(source, target, 0.25)
+        np.testing.assert_allclose(target[0].numpy(), [0.25, 0.5])
+        np.testing.assert_allclose(target[1].numpy(), [[1.5]])
+
+    def test_tau_one_is_a_hard_copy_inside_tf_function(self):
+        source, target = [tf.Variable([1.0, -2.0])], [tf.Variable([5.0, 5.0])]
+        tf.function(lambda: polyak_update(source, target, 1.0))()
+        np.testing.assert_array_equal(target[0].numpy(), [1.0, -2.0])
+
+    def test_mismatched_lists_are_rejected(self):
+        with self.assertRaisesRegex(ValueError, "2 source variables but 1 target"):
+            polyak_update([tf.Variable(1.0), tf.Variable(2.0)], [tf.Variable(1.0)], 0.5)
+        with self.assertRaisesRegex(ValueError, "shape mismatch"):
+            polyak_update([tf.Variable([1.0, 2.0])], [tf.Variable([1.0])], 0.5)
+
+
+if __name__ == "__main__":
+    unittest.main()
