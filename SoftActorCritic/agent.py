@@ -17,12 +17,20 @@ import tensorflow as tf
 
 from blocAndTools.checkpointing import RunCheckpointer
 from blocAndTools.experiment_spec import ExperimentSpec
-from blocAndTools.gym_playground import GymPlayground
+from blocAndTools.gym_playground import EnvironmentFault, GymPlayground
 from blocAndTools.replay_buffer import ReplayBuffer
 from blocAndTools.run_logging import ConsoleView, ProgressFiles
 from SoftActorCritic.brain import SoftActorCriticBrain
 
 EVAL_SEED_OFFSET = 10_000  # the evaluation environment's seed is spec.seed + this
+
+
+class TrainingInterrupted(Exception):
+    """SIGINT or SIGTERM arrived: a checkpoint was written and the run stopped."""
+
+
+class TrainingDiverged(Exception):
+    """A loss or metric became NaN or infinite: the run stopped without checkpointing the bad state."""
 
 
 class SoftActorCriticAgent:
@@ -42,6 +50,7 @@ class SoftActorCriticAgent:
         self.elapsed_s = 0.0  # wall time of earlier sessions of this run (resume)
         self._obs: np.ndarray | None = None
         self._episode_return = 0.0
+        self.stop_requested = False  # set by a signal handler: stop and checkpoint at the next step
         self.checkpointer = None if self.run_dir is None else RunCheckpointer(
             self.run_dir / "checkpoints", self.brain.trackables())
 
@@ -52,10 +61,17 @@ class SoftActorCriticAgent:
         return self.brain.sample_action(self._obs)[0]
 
     def run_epoch(self, advance=lambda n=1: None) -> dict[str, Any]:
-        """timestep_per_epoch environment steps with their gradient steps; returns the epoch's training metrics."""
+        """Environment steps (with their gradient steps) up to the end of the current epoch.
+
+        Resumable: after a mid-epoch checkpoint it continues from the saved step. Returns
+        the training metrics of the steps it ran (means over the epoch's gradient steps).
+        """
         spec = self.spec
         episode_returns, step_metrics = [], []
-        for _ in range(spec.timestep_per_epoch):
+        epoch_end = (self.epoch + 1) * spec.timestep_per_epoch
+        while self.env_steps < epoch_end:
+            if self.stop_requested:
+                raise TrainingInterrupted(f"stopped at env step {self.env_steps}")
             if self._obs is None:
                 self._obs, self._episode_return = self.playground.reset(), 0.0
             action = self._act()
@@ -68,7 +84,10 @@ class SoftActorCriticAgent:
                 episode_returns.append(self._episode_return)
                 self._obs = None
             if len(self.buffer) >= spec.min_pool_size and self.env_steps % spec.gradient_step_interval == 0:
-                step_metrics.append(self.brain.train_step(self.buffer.sample(spec.batch_size_in_ts)))
+                step = self.brain.train_step(self.buffer.sample(spec.batch_size_in_ts))
+                if not step.pop("all_finite"):
+                    self._stop_diverged(step)
+                step_metrics.append(step)
             advance(1)
         metrics = {"train_return_mean": float(np.mean(episode_returns)) if episode_returns else None,
                    "train_episodes": len(episode_returns)}
@@ -76,6 +95,14 @@ class SoftActorCriticAgent:
             metrics.update({key: float(tf.reduce_mean(tf.stack([m[key] for m in step_metrics])))
                             for key in step_metrics[0]})
         return metrics
+
+    def _stop_diverged(self, step: dict[str, tf.Tensor]) -> None:
+        """The divergence guard: name the non-finite losses and stop before any checkpoint holds them."""
+        bad = ", ".join(f"{key} became {float(value)}" for key, value in step.items()
+                        if not np.isfinite(float(value)))
+        raise TrainingDiverged(f"{bad} during epoch {self.epoch + 1} (gradient step "
+                               f"{int(self.brain.gradient_step.numpy())}); the run stopped and its last good "
+                               f"checkpoint is kept")
 
     def evaluate(self, n_episodes: int, playground: GymPlayground | None = None) -> list[float]:
         """Returns of n_episodes with the deterministic policy tanh(mu)."""
@@ -96,8 +123,13 @@ class SoftActorCriticAgent:
         spec, rows = self.spec, []
         while self.epoch < spec.max_epoch:
             start, steps_before = time.perf_counter(), self.env_steps
-            with view.epoch_progress(self.epoch + 1, spec.timestep_per_epoch) as advance:
-                metrics = self.run_epoch(advance)
+            try:
+                with view.epoch_progress(self.epoch + 1, spec.timestep_per_epoch) as advance:
+                    metrics = self.run_epoch(advance)
+            except (TrainingInterrupted, EnvironmentFault):
+                if self.checkpointer:  # the state is consistent up to the last completed step
+                    self.save_checkpoint()
+                raise
             epoch_time = time.perf_counter() - start
             eval_returns = self.evaluate(spec.max_eval_trj)
             self.epoch += 1
@@ -134,8 +166,8 @@ class SoftActorCriticAgent:
                 "playground": self.playground.get_rng_state(), "eval_playground": self.eval_playground.get_rng_state()}
 
     def save_checkpoint(self) -> None:
-        """Checkpoint at an epoch boundary; a resumed run starts a fresh episode from here."""
-        self.checkpointer.save(self.epoch, self.buffer, self.run_state())
+        """Checkpoint numbered by env steps; a resumed run starts a fresh episode from here."""
+        self.checkpointer.save(self.env_steps, self.buffer, self.run_state())
 
     def restore_checkpoint(self) -> None:
         """Continue from the newest complete checkpoint of run_dir."""

@@ -119,7 +119,11 @@ class SoftActorCriticBrain:
 
     # --------------------------------------------------------------- learning
     def train_step(self, batch: Batch) -> dict[str, tf.Tensor]:
-        """One gradient step on every trained network, then the polyak target update when it is due."""
+        """One gradient step on every trained network, then the polyak target update when it is due.
+
+        Returns the losses and metrics of the step as scalar tensors, and `all_finite`: False
+        when any of them is NaN or infinite.
+        """
         return self._update(batch.obs, batch.act, batch.rew, batch.next_obs, batch.terminated)
 
     def _update_fn(self, obs, act, rew, next_obs, terminated) -> dict[str, tf.Tensor]:
@@ -137,6 +141,8 @@ class SoftActorCriticBrain:
         if self.gradient_step % self.spec.target_update_interval == 0:
             for online, frozen in self.target_pairs:
                 polyak_update(online.trainable_variables, frozen.variables, self.spec.target_smoothing_coefficient)
+        # The divergence guard's input: one boolean, cheap to read back after every step.
+        metrics["all_finite"] = tf.reduce_all([tf.math.is_finite(value) for value in metrics.values()])
         return metrics
 
     def _q_backup(self, q_values: list[tf.Tensor]) -> tf.Tensor:

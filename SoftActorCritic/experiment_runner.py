@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -55,12 +56,25 @@ def check_environments(specs: Sequence["ExperimentSpec"]) -> None:
             GymPlayground(spec.env_id, spec.env_kwargs, seed=spec.seed, max_trj_steps=spec.max_trj_steps).close()
 
 
+def request_stop_on_signals(agent) -> None:
+    """SIGINT (Ctrl-C) and SIGTERM ask the agent to checkpoint and stop at its next step; a second Ctrl-C kills."""
+    def handler(signum, frame):
+        if agent.stop_requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        agent.stop_requested = True
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
 def train_one(spec: "ExperimentSpec", run_dir: Path, resume: bool, view) -> None:
     """Train (or resume) one run in run_dir."""
+    from blocAndTools.gym_playground import EnvironmentFault
     from blocAndTools.run_logging import ProgressFiles
-    from SoftActorCritic.agent import SoftActorCriticAgent
+    from SoftActorCritic.agent import SoftActorCriticAgent, TrainingInterrupted
 
     agent = SoftActorCriticAgent(spec, run_dir)
+    request_stop_on_signals(agent)
     try:
         if resume:
             agent.restore_checkpoint()
@@ -72,6 +86,9 @@ def train_one(spec: "ExperimentSpec", run_dir: Path, resume: bool, view) -> None
         files = ProgressFiles(run_dir, keep_epochs=agent.epoch)
         try:
             agent.train(view, files)
+        except (TrainingInterrupted, EnvironmentFault) as error:
+            raise type(error)(f"{error}; checkpoint saved at env step {agent.env_steps}, continue with: "
+                              f"python -m SoftActorCritic train --resume --run-dir {run_dir}") from error
         finally:
             files.close()
     finally:
@@ -105,6 +122,7 @@ def command_train(args: argparse.Namespace) -> None:
 def _agent_from_run(run_dir: Path, best: bool = False, render_mode: str | None = None):
     """Rebuild the agent of a finished or running run from its spec and latest checkpoint (or best policy)."""
     import tensorflow as tf
+    from blocAndTools.checkpointing import restore_checkpoint
     from blocAndTools.errors import UserInputError
     from blocAndTools.gym_playground import GymPlayground
     from SoftActorCritic.agent import SoftActorCriticAgent, load_run_spec
@@ -117,7 +135,7 @@ def _agent_from_run(run_dir: Path, best: bool = False, render_mode: str | None =
         path = run_dir / "best_policy" / "phi"
         if not Path(str(path) + ".index").exists():
             raise UserInputError(f"{str(run_dir)!r} has no best policy (the goal was never reached)")
-        tf.train.Checkpoint(phi=agent.brain.phi).read(str(path)).assert_existing_objects_matched()
+        restore_checkpoint(tf.train.Checkpoint(phi=agent.brain.phi), str(path))
     else:
         agent.restore_checkpoint()
     if render_mode is not None:
@@ -238,12 +256,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; exit status 0 done, 1 environment fault or divergence, 2 bad input, 130 interrupted."""
     args = build_parser().parse_args(argv)
     from blocAndTools.errors import UserInputError
+    from blocAndTools.gym_playground import EnvironmentFault
+    from SoftActorCritic.agent import TrainingDiverged, TrainingInterrupted
 
     try:
         args.func(args)
     except UserInputError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except TrainingInterrupted as error:
+        print(f"interrupted: {error}", file=sys.stderr)
+        return 130
+    except (EnvironmentFault, TrainingDiverged) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     return 0

@@ -60,11 +60,26 @@ class RunCheckpointer:
         number = self.latest_number
         if number is None:
             raise UserInputError(f"no checkpoint in {str(self.directory)!r} to resume from")
+        restore_checkpoint(self.checkpoint, self.manager.latest_checkpoint)
         try:
-            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
             state = json.loads(self._state_path(number).read_text())
-        except (tf.errors.OpError, ValueError, AssertionError, OSError) as error:
-            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise UserInputError(f"checkpoint {number} in {str(self.directory)!r} cannot be read: {first_line}") \
-                from None
+        except (OSError, ValueError) as error:
+            raise UserInputError(f"{self._state_path(number)} cannot be read: {_first_line(error)}") from None
         return ReplayBuffer.load(self._buffer_path(number)), state
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
+
+
+def restore_checkpoint(checkpoint: tf.train.Checkpoint, path: str) -> None:
+    """Restore `path` into `checkpoint`; an unreadable or mismatched checkpoint is a UserInputError.
+
+    A damaged file can fail in many ways inside TensorFlow (DataLossError, IndexError, ...):
+    every one of them means the same thing to the user, so all are reported in one line.
+    """
+    try:
+        checkpoint.restore(path).assert_existing_objects_matched()
+    except Exception as error:  # noqa: BLE001 - see the docstring
+        raise UserInputError(f"checkpoint {path!r} cannot be read: {_first_line(error)}") from None

@@ -9,6 +9,7 @@ still bootstrap).
 
 from __future__ import annotations
 
+import math
 import os
 from types import TracebackType
 
@@ -169,7 +170,11 @@ class GymPlayground:
                 f"{type(exc).__name__}: {_one_line(exc)}"
             ) from exc
         self.total_steps += 1
-        return np.asarray(obs, dtype=np.float32), float(reward), bool(terminated), bool(truncated)
+        obs, reward = np.asarray(obs, dtype=np.float32), float(reward)
+        if not (math.isfinite(reward) and np.isfinite(obs).all()):
+            raise EnvironmentFault(f"environment {self.env_id!r} returned a non-finite reward ({reward}) or "
+                                   f"observation at step {self.total_steps}")
+        return obs, reward, bool(terminated), bool(truncated)
 
     def sample_random_action(self) -> np.ndarray:
         """A uniform random action in [-1, 1] (float32), from the action space seeded with `seed`."""
