@@ -1,0 +1,152 @@
+"""Gradient steps per second of SoftActorCriticBrain.train_step, with a roofline next to them.
+
+For each variant, network width and batch size: the median time of several timed blocks
+of train_step calls after warm-up (fresh minibatches from a ReplayBuffer, as in training),
+the estimated FLOPs of one step, the GFLOP/s it reaches, and the float32 matmul GFLOP/s of
+this machine measured in the same run. Also the latency of one single-observation action.
+
+    python benchmarks/train_step_benchmark.py            # full grid, a few minutes
+    python benchmarks/train_step_benchmark.py --quick    # under two minutes
+Results: benchmarks/results/train_step_benchmark.csv
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from blocAndTools import ExperimentSpec, ReplayBuffer  # noqa: E402
+from SoftActorCritic import SoftActorCriticBrain  # noqa: E402
+
+OBS_DIM, ACT_DIM = 17, 6  # HalfCheetah-v5
+RESULTS = Path(__file__).resolve().parent / "results" / "train_step_benchmark.csv"
+
+
+def dense_flops(batch: int, sizes: list[int]) -> int:
+    """Multiply-adds x 2 of one forward pass through Dense layers of the given widths."""
+    return sum(2 * batch * n_in * n_out for n_in, n_out in zip(sizes, sizes[1:]))
+
+
+def estimated_step_flops(variant: str, width: int, batch: int) -> int:
+    """FLOPs of one update: forward passes, and about twice as much again for each backward pass."""
+    phi = dense_flops(batch, [OBS_DIM, width, width, 2 * ACT_DIM])
+    critic = dense_flops(batch, [OBS_DIM + ACT_DIM, width, width, 1])
+    value = dense_flops(batch, [OBS_DIM, width, width, 1])
+    # phi fwd+bwd; 2 Q on (s, a~) fwd+bwd (actor gradient); 2 Q on (s, a) fwd+bwd;
+    total = 3 * phi + 2 * 3 * critic + 2 * 3 * critic
+    if variant == "v1":
+        total += 3 * value + value  # V_psi fwd+bwd, frozen_V_psi fwd
+    else:
+        total += phi + 2 * critic  # phi on s', 2 frozen Q on (s', a')
+    return total
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
+    """Median float32 GFLOP/s of an n x n matmul: the roof of this machine."""
+    a = tf.random.normal([n, n])
+    matmul = tf.function(lambda x: tf.matmul(x, x))
+    matmul(a).numpy()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        matmul(a).numpy()
+        times.append(time.perf_counter() - start)
+    return 2 * n ** 3 / statistics.median(times) / 1e9
+
+
+def time_train_step(spec: ExperimentSpec, blocks: int, steps_per_block: int) -> float:
+    """Median seconds per train_step over `blocks` timed blocks, after a warm-up block."""
+    brain = SoftActorCriticBrain(spec, OBS_DIM, ACT_DIM)
+    buffer = ReplayBuffer(10_000, OBS_DIM, ACT_DIM, seed=0)
+    rng = np.random.default_rng(0)
+    buffer.add_batch(rng.normal(size=(10_000, OBS_DIM)), rng.uniform(-1, 1, (10_000, ACT_DIM)),
+                     rng.normal(size=10_000), rng.normal(size=(10_000, OBS_DIM)), np.zeros(10_000))
+    for _ in range(steps_per_block):
+        brain.train_step(buffer.sample(spec.batch_size_in_ts))
+    brain.gradient_step.numpy()
+    times = []
+    for _ in range(blocks):
+        start = time.perf_counter()
+        for _ in range(steps_per_block):
+            metrics = brain.train_step(buffer.sample(spec.batch_size_in_ts))
+        float(metrics["q1_loss"])  # wait for the last step to finish
+        times.append((time.perf_counter() - start) / steps_per_block)
+    return statistics.median(times)
+
+
+def time_action(width: int, repeats: int = 2000) -> float:
+    """Median microseconds of brain.sample_action on one observation."""
+    brain = SoftActorCriticBrain(ExperimentSpec(phi_nn_h_layer_topo=(width, width)), OBS_DIM, ACT_DIM)
+    obs = np.zeros(OBS_DIM, np.float32)
+    brain.sample_action(obs)
+    samples = []
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(repeats // 5):
+            brain.sample_action(obs)
+        samples.append((time.perf_counter() - start) / (repeats // 5) * 1e6)
+    return statistics.median(samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="two sizes, fewer blocks (under two minutes)")
+    args = parser.parse_args()
+    if args.quick:
+        cases = [(v, 64, 100) for v in ("v1", "v2")] + [(v, 256, 256) for v in ("v1", "v2")]
+        blocks, steps = 3, 30
+    else:
+        cases = [(v, w, b) for v in ("v1", "v2") for w in (64, 256, 512) for b in (100, 256, 1024)]
+        blocks, steps = 5, 50
+
+    roof = matmul_gflops()
+    rows = []
+    for variant, width, batch in cases:
+        topo = (width, width)
+        spec = ExperimentSpec(variant=variant, batch_size_in_ts=batch, phi_nn_h_layer_topo=topo,
+                              psi_nn_h_layer_topo=topo, theta_nn_h_layer_topo=topo)
+        seconds = time_train_step(spec, blocks, steps)
+        flops = estimated_step_flops(variant, width, batch)
+        rows.append({"variant": variant, "width": width, "batch": batch, "ms_per_step": seconds * 1e3,
+                     "steps_per_s": 1.0 / seconds, "gflop_per_step": flops / 1e9,
+                     "achieved_gflops": flops / seconds / 1e9, "matmul_gflops": roof,
+                     "fraction_of_roof": flops / seconds / 1e9 / roof})
+    action_us = {width: time_action(width) for width in (64, 256)}
+
+    table = Table(title=f"train_step on {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+                        f"TF {tf.__version__} (medians; matmul roof {roof:.0f} GFLOP/s)")
+    for column in ("variant", "width", "batch", "ms/step", "steps/s", "GFLOP/step", "GFLOP/s", "% of roof"):
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(row["variant"], str(row["width"]), str(row["batch"]), f"{row['ms_per_step']:.2f}",
+                      f"{row['steps_per_s']:.0f}", f"{row['gflop_per_step']:.3f}", f"{row['achieved_gflops']:.1f}",
+                      f"{100 * row['fraction_of_roof']:.0f}")
+    console = Console()
+    console.print(table)
+    for width, micros in action_us.items():
+        console.print(f"sample_action, one observation, {width}x{width} actor: {micros:.0f} us (median)")
+
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    frame = pd.DataFrame(rows)
+    for width, micros in action_us.items():
+        frame[f"sample_action_us_{width}"] = micros
+    frame["mode"] = "quick" if args.quick else "full"
+    frame.to_csv(RESULTS, index=False, float_format="%.4g")
+    console.print(f"saved {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
