@@ -9,11 +9,14 @@ import argparse
 import datetime
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 from typing import Sequence
 
-EXPERIMENTS_DIR = Path(__file__).resolve().parent.parent / "experiments"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EXPERIMENTS_DIR = REPO_ROOT / "experiments"
+PLAY_SEED_OFFSET = 20_000  # play episodes use seed + this: unseen by training and by the epochs' evaluations
 
 
 def _now() -> str:
@@ -141,7 +144,7 @@ def _agent_from_run(run_dir: Path, best: bool = False, render_mode: str | None =
     if render_mode is not None:
         spec = agent.spec
         agent.eval_playground.close()
-        agent.eval_playground = GymPlayground(spec.env_id, spec.env_kwargs, seed=spec.seed + 20_000,
+        agent.eval_playground = GymPlayground(spec.env_id, spec.env_kwargs, seed=spec.seed + PLAY_SEED_OFFSET,
                                               max_trj_steps=spec.max_trj_steps, render_mode=render_mode)
     return agent
 
@@ -157,33 +160,39 @@ def command_eval(args: argparse.Namespace) -> None:
     agent.close()
 
 
-def command_play(args: argparse.Namespace) -> None:
+def command_play(args: argparse.Namespace) -> int:
+    """Watch the policy in a window, or with --record write mp4 videos from a TensorFlow-free child process.
+
+    MuJoCo's EGL rendering segfaults in a process with TensorFlow loaded, so the recording
+    child (SoftActorCritic.record_video) acts with a NumPy copy of phi exported here.
+    """
     from blocAndTools.errors import UserInputError
 
-    if not args.record and not os.environ.get("DISPLAY"):
-        raise UserInputError("no display to play on: use --record to write a video instead")
-    agent = _agent_from_run(args.run_dir, best=args.best, render_mode="rgb_array" if args.record else "human")
     if not args.record:
+        if not os.environ.get("DISPLAY"):
+            raise UserInputError("no display to play on: use --record to write a video instead")
+        agent = _agent_from_run(args.run_dir, best=args.best, render_mode="human")
         print("returns:", [round(r, 1) for r in agent.evaluate(args.episodes)])
         agent.close()
-        return
-    import imageio.v2 as imageio
+        return 0
+    from blocAndTools.gym_playground import EnvironmentFault
+    from SoftActorCritic.networks import save_actor_weights
 
+    agent = _agent_from_run(args.run_dir, best=args.best)
     video_dir = Path(args.run_dir) / "videos"
-    video_dir.mkdir(exist_ok=True)
-    playground = agent.eval_playground
-    for episode in range(args.episodes):
-        path = video_dir / f"episode-{episode}.mp4"
-        obs, done, episode_return = playground.reset(), False, 0.0
-        with imageio.get_writer(path, fps=playground.env.metadata.get("render_fps", 30)) as writer:
-            writer.append_data(playground.env.render())
-            while not done:
-                obs, reward, terminated, truncated = playground.step(agent.brain.deterministic_action(obs))
-                episode_return += reward
-                done = terminated or truncated
-                writer.append_data(playground.env.render())
-        print(f"episode {episode}: return {episode_return:.1f}, video {path}")
+    weights = video_dir / "phi_weights.npz"
+    save_actor_weights(agent.brain.phi, weights)
+    seed = agent.spec.seed + PLAY_SEED_OFFSET
     agent.close()
+    python_path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    child = subprocess.run([sys.executable, "-m", "SoftActorCritic.record_video", "--spec",
+                            str(Path(args.run_dir) / "spec.yaml"), "--weights", str(weights), "--episodes",
+                            str(args.episodes), "--out-dir", str(video_dir), "--seed", str(seed)],
+                           env=dict(os.environ, PYTHONPATH=python_path), check=False)
+    if child.returncode < 0:
+        raise EnvironmentFault(f"the recording process (SoftActorCritic.record_video) died of signal "
+                               f"{-child.returncode}")
+    return child.returncode  # its errors were already printed on one line by the child
 
 
 def command_plot(args: argparse.Namespace) -> None:
@@ -263,7 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from SoftActorCritic.agent import TrainingDiverged, TrainingInterrupted
 
     try:
-        args.func(args)
+        status = args.func(args)  # None, or the exit status of a child process
     except UserInputError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -273,4 +282,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (EnvironmentFault, TrainingDiverged) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    return 0
+    return status or 0

@@ -6,6 +6,7 @@ Q_theta_i:   (s, a) -> Q(s, a)                                        (twin soft
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import keras
@@ -13,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from blocAndTools.nn_blocs import build_mlp
+from blocAndTools.nn_blocs import ACTIVATIONS, build_mlp
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0  # the SAC paper's code
 LOG_2 = float(np.log(2.0))
@@ -28,6 +29,24 @@ def build_gaussian_policy(obs_dim: int, act_dim: int, hidden_layer_topo: Sequenc
     log_std = keras.layers.Dense(act_dim, name="policy_log_std")(features)
     log_std = keras.ops.clip(log_std, LOG_STD_MIN, LOG_STD_MAX)
     return keras.Model(obs, [mu, log_std], name=name)
+
+
+def save_actor_weights(phi: keras.Model, path: str | Path) -> None:
+    """Write phi's deterministic part, tanh(mu(s)), to an .npz for SoftActorCritic.numpy_policy.
+
+    Keys: trunk_kernel_<i> / trunk_bias_<i> for the hidden layers in order, mu_kernel /
+    mu_bias for the policy_mu head, and the hidden activation name (a 0-d string array).
+    """
+    trunk = phi.get_layer(f"{phi.name}_mlp").layers
+    activation = next(name for name, function in ACTIVATIONS.items() if function is trunk[0].activation)
+    arrays = {}
+    for i, dense in enumerate(trunk):
+        arrays[f"trunk_kernel_{i}"], arrays[f"trunk_bias_{i}"] = dense.kernel.numpy(), dense.bias.numpy()
+    mu = phi.get_layer("policy_mu")
+    arrays["mu_kernel"], arrays["mu_bias"] = mu.kernel.numpy(), mu.bias.numpy()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as file:  # a file object: np.savez would append .npz to a name without it
+        np.savez(file, activation=np.array(activation), **arrays)
 
 
 def build_state_value(obs_dim: int, hidden_layer_topo: Sequence[int], activation: str,

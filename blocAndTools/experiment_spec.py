@@ -23,6 +23,9 @@ VARIANTS = ("v1", "v2")
 Q_BACKUPS = ("single", "double", "clipped")
 ACTOR_GRADIENTS = ("reparametrize", "reinforce")
 ACTOR_LOSSES = ("soft_q", "entropy_only", "none")
+# Hidden-layer activations a spec may use; blocAndTools.nn_blocs (TensorFlow) and
+# SoftActorCritic.numpy_policy (NumPy) each map exactly these names.
+ACTIVATION_NAMES = ("relu", "tanh", "elu", "selu", "gelu", "swish", "leaky_relu")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -218,9 +221,7 @@ def _check_ranges(spec: ExperimentSpec) -> None:
     require(spec.batch_size_in_ts <= spec.min_pool_size, "batch_size_in_ts",
             f"<= min_pool_size ({spec.min_pool_size})")
     require(spec.min_pool_size <= spec.pool_capacity, "min_pool_size", f"<= pool_capacity ({spec.pool_capacity})")
-    # Imported here: blocAndTools.nn_blocs pulls in TensorFlow, which validation alone should not need.
-    from blocAndTools.nn_blocs import ACTIVATIONS
-    require(spec.hidden_activation in ACTIVATIONS, "hidden_activation", "one of " + ", ".join(ACTIVATIONS))
+    require(spec.hidden_activation in ACTIVATION_NAMES, "hidden_activation", "one of " + ", ".join(ACTIVATION_NAMES))
 
 
 def closest_field_hint(key: str) -> str:

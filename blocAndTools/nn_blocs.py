@@ -8,7 +8,8 @@ import tensorflow as tf
 
 from blocAndTools.errors import UserInputError
 
-# Activation names a spec may use, mapped explicitly (never `eval` a user string).
+# The activation names a spec may use (experiment_spec.ACTIVATION_NAMES), mapped explicitly
+# (never `eval` a user string); SoftActorCritic.numpy_policy maps the same names in NumPy.
 ACTIVATIONS: dict[str, Callable[[tf.Tensor], tf.Tensor]] = {
     "relu": tf.nn.relu,
     "tanh": tf.math.tanh,

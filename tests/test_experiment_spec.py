@@ -22,6 +22,10 @@ class DefaultsTest(unittest.TestCase):
         self.assertEqual(spec.phi_nn_h_layer_topo, (256, 256))
         self.assertEqual((spec.variant, spec.q_backup, spec.actor_gradient), ("v1", "clipped", "reparametrize"))
 
+    def test_readme_documents_every_field(self):
+        readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+        self.assertEqual([name for name in ExperimentSpec.__dataclass_fields__ if f"| `{name}` |" not in readme], [])
+
     def test_every_field_has_a_docstring(self):
         docs = field_docs()
         missing = [name for name in ExperimentSpec.__dataclass_fields__ if not docs.get(name)]
