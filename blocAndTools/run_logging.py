@@ -9,8 +9,9 @@ from typing import Iterator, Mapping
 
 import tensorflow as tf
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                           TimeRemainingColumn)
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
+from rich.text import Text
 from rich.table import Table
 
 # progress.csv columns, in order; a metric a variant does not have (v_loss in v2) is left empty.
@@ -44,6 +45,13 @@ def _format(value: object, fmt: str) -> str:
     return fmt.format(value)
 
 
+class StepsPerSecondColumn(ProgressColumn):
+    """Environment steps per second of the running epoch (blank until rich has measured a speed)."""
+
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed:6.0f} steps/s" if task.speed is not None else " " * 13)
+
+
 class ConsoleView:
     """A progress bar per epoch (steps/s, ETA) and one row of metrics per epoch.
 
@@ -65,7 +73,7 @@ class ConsoleView:
             yield lambda n=1: None
             return
         columns = (TextColumn(f"epoch {epoch}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("{task.speed:>6.0f} steps/s"), TimeElapsedColumn(),
+                   StepsPerSecondColumn(), TimeElapsedColumn(),
                    TextColumn("ETA"), TimeRemainingColumn())
         with Progress(*columns, console=self.console, transient=True) as progress:
             task = progress.add_task("steps", total=total_steps)
