@@ -38,6 +38,8 @@ class SoftActorCriticAgent:
 
     def __init__(self, spec: ExperimentSpec, run_dir: Path | None = None) -> None:
         self.spec, self.run_dir = spec, None if run_dir is None else Path(run_dir)
+        if spec.deterministic_ops:
+            tf.config.experimental.enable_op_determinism()  # process-wide; measured cost: within noise here
         self.playground = GymPlayground(spec.env_id, spec.env_kwargs, seed=spec.seed, max_trj_steps=spec.max_trj_steps)
         self.eval_playground = GymPlayground(spec.env_id, spec.env_kwargs, seed=spec.seed + EVAL_SEED_OFFSET,
                                              max_trj_steps=spec.max_trj_steps)

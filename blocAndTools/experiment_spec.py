@@ -66,6 +66,8 @@ class ExperimentSpec:
     """Eval return at which the policy is saved as the best policy (None: never)."""
     checkpoint_interval: int = 1
     """Epochs between two checkpoints (a checkpoint is also written at the end)."""
+    deterministic_ops: bool = True
+    """Enable TensorFlow op determinism: the same seed gives the same numbers on the same machine."""
 
     # --- SAC ---
     variant: str = "v1"
@@ -168,6 +170,8 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
         if option is float and isinstance(value, str) and _looks_like_float(value):
             return float(value)  # PyYAML reads 3e-4 (no dot) as a string
         if option is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if option is bool and isinstance(value, bool):
             return value
         if option is str and isinstance(value, str):
             return value
