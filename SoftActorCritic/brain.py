@@ -83,11 +83,14 @@ class SoftActorCriticBrain:
         obs_spec = tf.TensorSpec([None, obs_dim], tf.float32)
         act_spec = tf.TensorSpec([None, act_dim], tf.float32)
         vec_spec = tf.TensorSpec([None], tf.float32)
-        self._update = tf.function(self._update_fn, input_signature=[obs_spec, act_spec, vec_spec, obs_spec,
-                                                                     vec_spec])
-        self._sample_action = tf.function(self._sample_action_fn, input_signature=[obs_spec])
+        # Traced once here and called as concrete functions: that skips the argument dispatch of a
+        # tf.function call (about 150 us of the 300-500 us a call costs on a 2-core CPU).
+        self._update_function = tf.function(self._update_fn, input_signature=[obs_spec, act_spec, vec_spec,
+                                                                              obs_spec, vec_spec])
+        self._update = self._update_function.get_concrete_function()
+        self._sample_action = tf.function(self._sample_action_fn, input_signature=[obs_spec]).get_concrete_function()
         self._deterministic_action = tf.function(lambda obs: tf.tanh(self.phi(obs)[0]),
-                                                 input_signature=[obs_spec])
+                                                 input_signature=[obs_spec]).get_concrete_function()
 
     def _learning_rate(self, loss: str) -> float:
         return {"pi_loss": self.spec.learning_rate,

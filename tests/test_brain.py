@@ -193,7 +193,7 @@ class TrainStepTest(unittest.TestCase):
         rng = np.random.default_rng(0)
         for _ in range(100):
             brain.train_step(random_batch(rng, 16))
-        self.assertEqual(brain._update.experimental_get_tracing_count(), 1)
+        self.assertEqual(brain._update_function.experimental_get_tracing_count(), 1)
 
     def test_metrics_are_finite_scalars(self):
         for changes in ({}, {"variant": "v2", "alpha": "auto"}, {"actor_gradient": "reinforce",
