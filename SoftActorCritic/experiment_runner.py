@@ -140,7 +140,7 @@ def _agent_from_run(run_dir: Path, best: bool = False, render_mode: str | None =
             raise UserInputError(f"{str(run_dir)!r} has no best policy (the goal was never reached)")
         restore_checkpoint(tf.train.Checkpoint(phi=agent.brain.phi), str(path))
     else:
-        agent.restore_checkpoint()
+        agent.checkpointer.restore_trackables()  # the networks; the replay buffer is not needed to act
     if render_mode is not None:
         spec = agent.spec
         agent.eval_playground.close()

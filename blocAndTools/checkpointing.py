@@ -55,12 +55,17 @@ class RunCheckpointer:
         latest = self.manager.latest_checkpoint
         return None if latest is None else int(latest.rsplit("-", 1)[1])
 
-    def restore_latest(self) -> tuple[ReplayBuffer, dict[str, Any]]:
-        """Load the newest complete checkpoint into the trackables; return its buffer and state."""
+    def restore_trackables(self) -> int:
+        """Load the newest checkpoint's TF objects only (enough to evaluate a policy); return its number."""
         number = self.latest_number
         if number is None:
-            raise UserInputError(f"no checkpoint in {str(self.directory)!r} to resume from")
+            raise UserInputError(f"no checkpoint in {str(self.directory)!r}")
         restore_checkpoint(self.checkpoint, self.manager.latest_checkpoint)
+        return number
+
+    def restore_latest(self) -> tuple[ReplayBuffer, dict[str, Any]]:
+        """Load the newest complete checkpoint into the trackables; return its buffer and state."""
+        number = self.restore_trackables()
         try:
             state = json.loads(self._state_path(number).read_text())
         except (OSError, ValueError) as error:
