@@ -12,7 +12,11 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:  # for type hints only: each command imports what it uses when it runs
+    from blocAndTools.experiment_spec import ExperimentSpec
+    from blocAndTools.run_logging import ConsoleView
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENTS_DIR = REPO_ROOT / "experiments"
@@ -23,7 +27,7 @@ def _now() -> str:
     return datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
 
 
-def plan_runs(args: argparse.Namespace) -> list[tuple["ExperimentSpec", Path]]:
+def plan_runs(args: argparse.Namespace) -> list[tuple[ExperimentSpec, Path]]:
     """Expand the grid and the reruns into (spec, run folder) pairs; validate everything first."""
     from blocAndTools.experiment_spec import expand_grid, load_raw_spec
     from blocAndTools.errors import UserInputError
@@ -47,7 +51,7 @@ def plan_runs(args: argparse.Namespace) -> list[tuple["ExperimentSpec", Path]]:
     return runs
 
 
-def check_environments(specs: Sequence["ExperimentSpec"]) -> None:
+def check_environments(specs: Sequence[ExperimentSpec]) -> None:
     """Make each distinct environment once, so a bad id fails before any training starts."""
     from blocAndTools.gym_playground import GymPlayground
 
@@ -70,7 +74,7 @@ def request_stop_on_signals(agent) -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def train_one(spec: "ExperimentSpec", run_dir: Path, resume: bool, view) -> None:
+def train_one(spec: ExperimentSpec, run_dir: Path, resume: bool, view: ConsoleView) -> None:
     """Train (or resume) one run in run_dir."""
     from blocAndTools.gym_playground import EnvironmentFault
     from blocAndTools.run_logging import ProgressFiles

@@ -5,7 +5,7 @@ import csv
 import math
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Callable, Iterator, Mapping
 
 import tensorflow as tf
 from rich.console import Console
@@ -67,7 +67,7 @@ class ConsoleView:
         return self.console.is_terminal
 
     @contextmanager
-    def epoch_progress(self, epoch: int, total_steps: int) -> Iterator[callable]:
+    def epoch_progress(self, epoch: int, total_steps: int) -> Iterator[Callable[[int], None]]:
         """Context giving `advance(n_steps)`; shows a live bar on a terminal, nothing otherwise."""
         if not self.live:
             yield lambda n=1: None
