@@ -106,18 +106,9 @@ class SoftActorCriticAgent:
                                f"{int(self.brain.gradient_step.numpy())}); the run stopped and its last good "
                                f"checkpoint is kept")
 
-    def evaluate(self, n_episodes: int, playground: GymPlayground | None = None) -> list[float]:
-        """Returns of n_episodes with the deterministic policy tanh(mu)."""
-        playground = playground or self.eval_playground
-        returns = []
-        for _ in range(n_episodes):
-            obs, done, episode_return = playground.reset(), False, 0.0
-            while not done:
-                obs, reward, terminated, truncated = playground.step(self.brain.deterministic_action(obs))
-                episode_return += reward
-                done = terminated or truncated
-            returns.append(episode_return)
-        return returns
+    def evaluate(self, n_episodes: int) -> list[float]:
+        """Returns of n_episodes on the evaluation environment with the deterministic policy tanh(mu)."""
+        return [self.eval_playground.run_episode(self.brain.deterministic_action) for _ in range(n_episodes)]
 
     # ------------------------------------------------------------------ train
     def train(self, view: ConsoleView, files: ProgressFiles | None = None) -> list[dict[str, Any]]:
@@ -126,7 +117,8 @@ class SoftActorCriticAgent:
         while self.epoch < spec.max_epoch:
             start, steps_before = time.perf_counter(), self.env_steps
             try:
-                with view.epoch_progress(self.epoch + 1, spec.timestep_per_epoch) as advance:
+                steps_left = (self.epoch + 1) * spec.timestep_per_epoch - self.env_steps  # fewer after a resume
+                with view.epoch_progress(self.epoch + 1, steps_left) as advance:
                     metrics = self.run_epoch(advance)
             except (TrainingInterrupted, EnvironmentFault):
                 if self.checkpointer:  # the state is consistent up to the last completed step

@@ -35,14 +35,8 @@ def record_episodes(spec: ExperimentSpec, policy: NumpyDeterministicPolicy, epis
                                  f"{spec.env_id} has {playground.obs_dim}/{playground.act_dim}")
         for episode in range(episodes):
             path = out_dir / f"episode-{episode}.mp4"
-            obs, done, episode_return = playground.reset(), False, 0.0
             with imageio.get_writer(path, fps=playground.env.metadata.get("render_fps", 30)) as writer:
-                writer.append_data(playground.env.render())
-                while not done:
-                    obs, reward, terminated, truncated = playground.step(policy(obs))
-                    episode_return += reward
-                    done = terminated or truncated
-                    writer.append_data(playground.env.render())
+                episode_return = playground.run_episode(policy, lambda: writer.append_data(playground.env.render()))
             print(f"episode {episode}: return {episode_return:.1f}, video {path}", flush=True)
 
 

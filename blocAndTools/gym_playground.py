@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 from types import TracebackType
+from typing import Callable
 
 import gymnasium
 import numpy as np
@@ -175,6 +176,21 @@ class GymPlayground:
             raise EnvironmentFault(f"environment {self.env_id!r} returned a non-finite reward ({reward}) or "
                                    f"observation at step {self.total_steps}")
         return obs, reward, bool(terminated), bool(truncated)
+
+    def run_episode(self, policy: Callable[[np.ndarray], np.ndarray],
+                    after_step: Callable[[], None] = lambda: None) -> float:
+        """Play one episode with `policy` (obs -> action in [-1, 1]); return its undiscounted return.
+
+        `after_step` runs after reset and after each step (e.g. to grab a rendered frame).
+        """
+        obs, done, episode_return = self.reset(), False, 0.0
+        after_step()
+        while not done:
+            obs, reward, terminated, truncated = self.step(policy(obs))
+            episode_return += reward
+            done = terminated or truncated
+            after_step()
+        return episode_return
 
     def sample_random_action(self) -> np.ndarray:
         """A uniform random action in [-1, 1] (float32), from the action space seeded with `seed`."""

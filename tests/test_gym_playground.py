@@ -146,6 +146,16 @@ class TestTimeLimit(unittest.TestCase):
         self.assertEqual(flags[:4], [(False, False)] * 4)
         self.assertEqual(flags[4], (False, True))
 
+    def test_run_episode_returns_the_sum_of_rewards_and_calls_after_step_per_frame(self):
+        frames = []
+        with GymPlayground("Pendulum-v1", seed=0, max_trj_steps=5) as pg:
+            episode_return = pg.run_episode(lambda obs: np.zeros(1, np.float32), lambda: frames.append(1))
+        with GymPlayground("Pendulum-v1", seed=0, max_trj_steps=5) as pg:
+            pg.reset()
+            expected = sum(pg.step(np.zeros(1, np.float32))[1] for _ in range(5))
+        self.assertEqual(len(frames), 6)  # after reset, then after each of the 5 steps
+        self.assertAlmostEqual(episode_return, expected)
+
     def test_non_positive_max_trj_steps_is_a_user_error(self):
         with self.assertRaises(UserInputError):
             GymPlayground("Pendulum-v1", max_trj_steps=0)
