@@ -60,7 +60,7 @@ class SoftActorCriticAgent:
     def _act(self) -> np.ndarray:
         if self.env_steps < self.spec.min_pool_size:
             return self.playground.sample_random_action()
-        return self.brain.sample_action(self._obs)[0]
+        return self.brain.sample_action(self._obs)
 
     def run_epoch(self, advance=lambda n=1: None) -> dict[str, Any]:
         """Environment steps (with their gradient steps) up to the end of the current epoch.
@@ -157,7 +157,8 @@ class SoftActorCriticAgent:
         """The counters and random generator states a checkpoint needs besides the TF objects and the buffer."""
         return {"epoch": self.epoch, "env_steps": self.env_steps, "elapsed_s": self.elapsed_s,
                 "best_eval_return": self.best_eval_return if np.isfinite(self.best_eval_return) else None,
-                "playground": self.playground.get_rng_state(), "eval_playground": self.eval_playground.get_rng_state()}
+                "playground": self.playground.get_rng_state(), "eval_playground": self.eval_playground.get_rng_state(),
+                "action_rng": self.brain.action_rng.bit_generator.state}
 
     def save_checkpoint(self) -> None:
         """Checkpoint numbered by env steps; a resumed run starts a fresh episode from here."""
@@ -170,6 +171,8 @@ class SoftActorCriticAgent:
         self.best_eval_return = -np.inf if state["best_eval_return"] is None else state["best_eval_return"]
         self.playground.set_rng_state(state["playground"])
         self.eval_playground.set_rng_state(state["eval_playground"])
+        self.brain.action_rng.bit_generator.state = state["action_rng"]
+        self.brain.actor_weights_changed()
         self._obs = None
 
     def close(self) -> None:

@@ -145,6 +145,7 @@ def _agent_from_run(run_dir: Path, best: bool = False, render_mode: str | None =
         restore_checkpoint(tf.train.Checkpoint(phi=agent.brain.phi), str(path))
     else:
         agent.checkpointer.restore_trackables()  # the networks; the replay buffer is not needed to act
+    agent.brain.actor_weights_changed()
     if render_mode is not None:
         spec = agent.spec
         agent.eval_playground.close()

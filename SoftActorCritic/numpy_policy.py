@@ -1,11 +1,13 @@
-"""The deterministic SAC actor tanh(mu(s)) in NumPy, from phi's weights exported to an .npz file.
+"""The SAC actor phi in NumPy: acting without a TensorFlow call, and without TensorFlow at all.
 
-For processes that must not load TensorFlow: MuJoCo's EGL rendering segfaults once
-TensorFlow is loaded (Mesa's llvmpipe picks up the LLVM symbols inside
-libtensorflow_framework.so), so `play --record` renders in a child process acting with
-this policy. The .npz (written by SoftActorCritic.networks.save_actor_weights) holds
-trunk_kernel_<i> / trunk_bias_<i> for the hidden layers in order, mu_kernel / mu_bias
-for the policy_mu head, and the hidden activation name as a 0-d string array.
+Two users: the brain acts with it during training and evaluation (one observation costs
+about 15 us here, a compiled TensorFlow function about 400 us of call overhead), and
+`play --record` renders in a child process that must not load TensorFlow (MuJoCo's EGL
+rendering segfaults once TensorFlow is loaded: Mesa's llvmpipe picks up the LLVM symbols
+inside libtensorflow_framework.so). The .npz written by
+SoftActorCritic.networks.save_actor_weights holds trunk_kernel_<i> / trunk_bias_<i> for the
+hidden layers in order, mu_kernel / mu_bias and log_std_kernel / log_std_bias for the two
+heads, and the hidden activation name as a 0-d string array.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import numpy as np
 
 from blocAndTools.errors import UserInputError
 
+LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0  # phi's log_std clip, as in the SAC paper's code
 SELU_ALPHA, SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
 _erf = np.vectorize(math.erf, otypes=[np.float64])
 
@@ -42,32 +45,46 @@ ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
-class NumpyDeterministicPolicy:
-    """tanh(mu(obs)) of a Gaussian actor phi, computed with NumPy (float64) from exported weights."""
+Layer = tuple[np.ndarray, np.ndarray]  # (kernel, bias)
 
-    def __init__(self, trunk: list[tuple[np.ndarray, np.ndarray]], mu: tuple[np.ndarray, np.ndarray],
-                 activation: str) -> None:
+
+class NumpyActor:
+    """phi's forward pass in NumPy, in the dtype of its weights (float32 from TensorFlow).
+
+    obs -> trunk -> (mu, log_std clipped to [LOG_STD_MIN, LOG_STD_MAX]); the deterministic
+    action is tanh(mu), a stochastic one tanh(mu + exp(log_std) * eps), eps ~ N(0, 1).
+    """
+
+    def __init__(self, trunk: list[Layer], mu: Layer, log_std: Layer, activation: str) -> None:
         if activation not in ACTIVATIONS:
             raise UserInputError(f"unknown activation {activation!r}; allowed: {', '.join(ACTIVATIONS)}")
-        self.trunk, self.mu, self.activation = trunk, mu, ACTIVATIONS[activation]
+        fan_in = [kernel.shape[0] for kernel, _ in trunk[1:] + [mu]]
+        fan_out = [kernel.shape[1] for kernel, _ in trunk]
+        if not trunk or fan_in != fan_out or mu[0].shape != log_std[0].shape \
+                or any(bias.shape != kernel.shape[1:] for kernel, bias in trunk + [mu, log_std]):
+            raise ValueError("inconsistent actor weight shapes")
+        self.trunk, self.mu, self.log_std, self.activation = trunk, mu, log_std, ACTIVATIONS[activation]
+        self.dtype = mu[0].dtype
 
     @classmethod
-    def load(cls, path: str | Path) -> NumpyDeterministicPolicy:
+    def from_arrays(cls, arrays: list[np.ndarray], activation: str) -> NumpyActor:
+        """From phi's weights in layer order: trunk kernel, bias, ..., mu kernel, bias, log_std kernel, bias."""
+        layers = list(zip(arrays[0::2], arrays[1::2]))
+        return cls(layers[:-2], layers[-2], layers[-1], activation)
+
+    @classmethod
+    def load(cls, path: str | Path) -> NumpyActor:
         """Read an .npz from save_actor_weights; a missing or malformed file raises UserInputError."""
         try:
             with np.load(path, allow_pickle=False) as npz:
                 arrays = {key: np.asarray(npz[key]) for key in npz.files}
             layers = sum(1 for key in arrays if key.startswith("trunk_kernel_"))
             trunk = [(arrays[f"trunk_kernel_{i}"], arrays[f"trunk_bias_{i}"]) for i in range(layers)]
-            mu, activation = (arrays["mu_kernel"], arrays["mu_bias"]), str(arrays["activation"])
+            return cls(trunk, (arrays["mu_kernel"], arrays["mu_bias"]),
+                       (arrays["log_std_kernel"], arrays["log_std_bias"]), str(arrays["activation"]))
         except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
             raise UserInputError(f"{str(path)!r} is not an actor weights file: "
                                  f"{type(error).__name__}: {' '.join(str(error).split())}") from None
-        fan_in = [kernel.shape[0] for kernel, _ in trunk[1:] + [mu]]
-        fan_out = [kernel.shape[1] for kernel, _ in trunk]
-        if layers < 1 or fan_in != fan_out or any(bias.shape != kernel.shape[1:] for kernel, bias in trunk + [mu]):
-            raise UserInputError(f"{str(path)!r} holds inconsistent actor weight shapes")
-        return cls(trunk, mu, activation)
 
     @property
     def obs_dim(self) -> int:
@@ -77,9 +94,22 @@ class NumpyDeterministicPolicy:
     def act_dim(self) -> int:
         return int(self.mu[0].shape[1])
 
-    def __call__(self, obs: np.ndarray) -> np.ndarray:
-        """tanh(mu(obs)), float32: shape (obs_dim,) gives (act_dim,), (batch, obs_dim) gives (batch, act_dim)."""
-        x = np.asarray(obs, dtype=np.float64)
+    def _features(self, obs: np.ndarray) -> np.ndarray:
+        x = np.asarray(obs, dtype=self.dtype)
         for kernel, bias in self.trunk:
             x = self.activation(x @ kernel + bias)
-        return np.tanh(x @ self.mu[0] + self.mu[1]).astype(np.float32)
+        return x
+
+    def mu_log_std(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """phi(obs): (mu, log_std), batch first or one observation."""
+        x = self._features(obs)
+        return x @ self.mu[0] + self.mu[1], np.clip(x @ self.log_std[0] + self.log_std[1], LOG_STD_MIN, LOG_STD_MAX)
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        """The deterministic action tanh(mu(obs)): (obs_dim,) gives (act_dim,), (batch, obs_dim) gives (batch, act_dim)."""
+        return np.tanh(self._features(obs) @ self.mu[0] + self.mu[1])
+
+    def sample(self, obs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A stochastic action tanh(mu + exp(log_std) * eps) with eps ~ N(0, 1) drawn from rng."""
+        mu, log_std = self.mu_log_std(obs)
+        return np.tanh(mu + np.exp(log_std) * rng.standard_normal(mu.shape, dtype=self.dtype))

@@ -19,10 +19,10 @@ from typing import Sequence
 from blocAndTools.errors import UserInputError
 from blocAndTools.experiment_spec import ExperimentSpec
 from blocAndTools.gym_playground import EnvironmentFault, GymPlayground
-from SoftActorCritic.numpy_policy import NumpyDeterministicPolicy
+from SoftActorCritic.numpy_policy import NumpyActor
 
 
-def record_episodes(spec: ExperimentSpec, policy: NumpyDeterministicPolicy, episodes: int, out_dir: Path,
+def record_episodes(spec: ExperimentSpec, policy: NumpyActor, episodes: int, out_dir: Path,
                     seed: int) -> None:
     """Write out_dir/episode-<k>.mp4 for k < episodes, printing each episode's return and video path."""
     import imageio.v2 as imageio
@@ -51,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.episodes < 1:
             raise UserInputError(f"--episodes {args.episodes}: must be >= 1")
-        record_episodes(ExperimentSpec.from_yaml(args.spec), NumpyDeterministicPolicy.load(args.weights),
+        record_episodes(ExperimentSpec.from_yaml(args.spec), NumpyActor.load(args.weights),
                         args.episodes, Path(args.out_dir), args.seed)
     except UserInputError as error:
         print(f"error: {error}", file=sys.stderr)

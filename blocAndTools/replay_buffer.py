@@ -51,6 +51,22 @@ class Minibatch(NamedTuple):
     terminated: np.ndarray  # (batch,)  1.0 if the episode ended in a terminal state
 
 
+def transition_columns(rows, obs_dim: int, act_dim: int) -> tuple:
+    """The obs, act, rew, next_obs, terminated columns of rows laid out [obs | act | rew | next_obs | terminated].
+
+    Views for a NumPy array; slices for a TensorFlow tensor (the brain's update splits its
+    one input this way). Works on a whole table, a minibatch or a single row.
+    """
+    o, a = obs_dim, act_dim
+    return (rows[..., :o], rows[..., o:o + a], rows[..., o + a], rows[..., o + a + 1:2 * o + a + 1], rows[..., -1])
+
+
+def pack_transitions(batch) -> np.ndarray:
+    """The inverse of transition_columns: one float32 (batch, 2*obs_dim + act_dim + 2) array."""
+    return np.concatenate([batch.obs, batch.act, np.asarray(batch.rew)[:, None], batch.next_obs,
+                           np.asarray(batch.terminated)[:, None]], axis=1, dtype=np.float32)
+
+
 def _positive_int(value: object, name: str) -> int:
     """Return value as an int, or raise ValueError if it is not a positive integer."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
@@ -82,13 +98,15 @@ class ReplayBuffer:
         self._rew_col, self._terminated_col = self.obs_dim + self.act_dim, width - 1
 
     def _columns(self, table: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Views of the obs, act, rew, next_obs, terminated columns of a table (or one row)."""
-        o, a = self.obs_dim, self.act_dim
-        return (table[..., :o], table[..., o:o + a], table[..., o + a],
-                table[..., o + a + 1:2 * o + a + 1], table[..., -1])
+        return transition_columns(table, self.obs_dim, self.act_dim)
 
     def __len__(self) -> int:
         return self._size
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the transition table: the buffer's whole memory besides a few scalars."""
+        return self._table.nbytes
 
     @property
     def next_index(self) -> int:

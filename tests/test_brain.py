@@ -205,22 +205,52 @@ class TrainStepTest(unittest.TestCase):
 
 
 class ActingTest(unittest.TestCase):
-    def test_actions_are_in_bounds_with_numpy_in_and_out(self):
-        brain = tiny_brain()
-        action, log_pi = brain.sample_action(np.zeros(OBS_DIM, np.float32))
-        self.assertIsInstance(action, np.ndarray)
-        self.assertEqual(action.shape, (ACT_DIM,))
-        self.assertEqual(np.shape(log_pi), ())
-        actions, log_pis = brain.sample_action(np.random.default_rng(0).normal(size=(50, OBS_DIM)) * 100)
-        self.assertEqual(actions.shape, (50, ACT_DIM))
-        self.assertTrue(np.all(np.abs(actions) <= 1.0) and np.all(np.isfinite(log_pis)))
+    """Acting goes through a NumPy copy of phi: it must equal the Keras model, before and after phi changes."""
 
-    def test_deterministic_action_is_tanh_mu(self):
+    def keras_mu_log_std(self, brain, obs):
+        mu, log_std = brain.phi(np.atleast_2d(obs).astype(np.float32))
+        return mu.numpy(), log_std.numpy()
+
+    def test_deterministic_action_is_tanh_mu_of_phi(self):
         brain = tiny_brain()
         obs = np.random.default_rng(0).normal(size=(4, OBS_DIM)).astype(np.float32)
-        mu, _ = brain.phi(obs)
-        np.testing.assert_allclose(brain.deterministic_action(obs), np.tanh(mu.numpy()), atol=1e-6)
-        np.testing.assert_allclose(brain.deterministic_action(obs[0]), np.tanh(mu.numpy()[0]), atol=1e-6)
+        mu, _ = self.keras_mu_log_std(brain, obs)
+        np.testing.assert_allclose(brain.deterministic_action(obs), np.tanh(mu), atol=1e-6)
+        np.testing.assert_allclose(brain.deterministic_action(obs[0]), np.tanh(mu[0]), atol=1e-6)
+
+    def test_sample_action_is_the_squashed_gaussian_of_phi(self):
+        brain = tiny_brain()
+        obs = np.random.default_rng(0).normal(size=(50, OBS_DIM)).astype(np.float32) * 100  # saturates tanh
+        eps = np.random.default_rng(7).standard_normal((50, ACT_DIM), dtype=np.float32)
+        brain.action_rng = np.random.default_rng(7)
+        actions = brain.sample_action(obs)
+        mu, log_std = self.keras_mu_log_std(brain, obs)
+        np.testing.assert_allclose(actions, np.tanh(mu + np.exp(log_std) * eps), atol=1e-5)
+        self.assertTrue(np.all(np.abs(actions) <= 1.0))
+        self.assertEqual(brain.sample_action(obs[0]).shape, (ACT_DIM,))
+
+    def test_acting_follows_phi_after_every_train_step(self):
+        brain = tiny_brain()
+        obs = np.random.default_rng(0).normal(size=(8, OBS_DIM)).astype(np.float32)
+        rng = np.random.default_rng(1)
+        for _ in range(3):
+            before = brain.deterministic_action(obs)
+            brain.train_step(random_batch(rng, 16))
+            after = brain.deterministic_action(obs)
+            self.assertGreater(np.abs(after - before).max(), 1e-6)  # phi moved, and acting saw it
+            np.testing.assert_allclose(after, np.tanh(self.keras_mu_log_std(brain, obs)[0]), atol=1e-6)
+
+    def test_weights_written_outside_train_step_need_actor_weights_changed(self):
+        brain = tiny_brain()
+        obs = np.random.default_rng(0).normal(size=(8, OBS_DIM)).astype(np.float32)
+        brain.train_step(random_batch(np.random.default_rng(1), 16))
+        stale = brain.deterministic_action(obs)
+        for variable in brain.phi.trainable_variables:
+            variable.assign(variable * 0.5)
+        np.testing.assert_array_equal(brain.deterministic_action(obs), stale)  # the copy is not re-read by itself
+        brain.actor_weights_changed()
+        np.testing.assert_allclose(brain.deterministic_action(obs), np.tanh(self.keras_mu_log_std(brain, obs)[0]),
+                                   atol=1e-6)
 
 
 if __name__ == "__main__":

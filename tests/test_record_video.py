@@ -17,7 +17,7 @@ from blocAndTools.experiment_spec import ACTIVATION_NAMES, ExperimentSpec
 from blocAndTools import nn_blocs
 from SoftActorCritic.brain import SoftActorCriticBrain
 from SoftActorCritic.networks import save_actor_weights
-from SoftActorCritic.numpy_policy import ACTIVATIONS as NUMPY_ACTIVATIONS, NumpyDeterministicPolicy
+from SoftActorCritic.numpy_policy import ACTIVATIONS as NUMPY_ACTIVATIONS, NumpyActor
 from tests.test_experiment_runner import TINY_SPEC, run_cli
 
 REPO = Path(__file__).resolve().parent.parent
@@ -51,9 +51,11 @@ class NumpyPolicyTest(unittest.TestCase):
                         variable.assign(np.random.default_rng(1).normal(scale=0.5, size=variable.shape))
                     path = Path(folder) / f"{activation}.npz"
                     save_actor_weights(brain.phi, path)
-                    policy = NumpyDeterministicPolicy.load(path)
-                    np.testing.assert_allclose(policy(obs), brain.deterministic_action(obs), atol=1e-5)
-                    np.testing.assert_allclose(policy(obs[0]), brain.deterministic_action(obs[0]), atol=1e-5)
+                    policy = NumpyActor.load(path)
+                    mu, log_std = (tensor.numpy() for tensor in brain.phi(obs))
+                    np.testing.assert_allclose(policy(obs), np.tanh(mu), atol=1e-5)
+                    np.testing.assert_allclose(policy(obs[0]), np.tanh(mu[0]), atol=1e-5)
+                    np.testing.assert_allclose(policy.mu_log_std(obs)[1], log_std, atol=1e-5)
 
     def test_a_bad_weights_file_is_one_line_user_error(self):
         with tempfile.TemporaryDirectory() as folder:
@@ -61,7 +63,7 @@ class NumpyPolicyTest(unittest.TestCase):
             path.write_bytes(b"not an npz")
             for bad in (path, Path(folder) / "missing.npz"):
                 with self.assertRaises(UserInputError) as caught:
-                    NumpyDeterministicPolicy.load(bad)
+                    NumpyActor.load(bad)
                 self.assertNotIn("\n", str(caught.exception))
 
 

@@ -14,7 +14,9 @@ import gymnasium
 import numpy as np
 import pandas as pd
 
-from blocAndTools import ReplayBuffer
+from blocAndTools import ExperimentSpec, ReplayBuffer
+from blocAndTools.run_logging import ConsoleView
+from SoftActorCritic.agent import SoftActorCriticAgent
 from tests.test_experiment_runner import REPO, TINY_SPEC, run_cli
 
 TIMING_COLUMNS = ["wall_time_s", "steps_per_s"]
@@ -102,6 +104,20 @@ class ResumeTest(TempFolderTest):
         self.assertEqual(status, 0, err)
         pd.testing.assert_frame_equal(pd.read_csv(whole / "progress.csv").drop(columns=TIMING_COLUMNS),
                                       pd.read_csv(split / "progress.csv").drop(columns=TIMING_COLUMNS))
+
+
+    def test_acting_after_a_restore_follows_the_restored_phi(self):
+        spec = ExperimentSpec.from_yaml(self.spec_path).replace(max_epoch=1)
+        agent = SoftActorCriticAgent(spec, self.root / "run")
+        agent.train(ConsoleView())  # ends with a checkpoint
+        obs = np.random.default_rng(0).normal(size=(8, 3)).astype(np.float32)
+        saved_actions = agent.brain.deterministic_action(obs)
+        for _ in range(20):  # phi moves on, and acting follows it
+            agent.brain.train_step(agent.buffer.sample(spec.batch_size_in_ts))
+        self.assertGreater(np.abs(agent.brain.deterministic_action(obs) - saved_actions).max(), 1e-4)
+        agent.restore_checkpoint()
+        np.testing.assert_allclose(agent.brain.deterministic_action(obs), saved_actions, atol=1e-6)
+        agent.close()
 
 
 class FaultyPendulum(gymnasium.Wrapper):
@@ -192,8 +208,8 @@ class NoUnsafeSerialisationTest(unittest.TestCase):
                                       "compat" + ".v1", r"\bSession" + r"\("]))
         offenders = []
         for path in REPO.rglob("*.py"):
-            if ".git" in path.parts:
-                continue
+            if any(part.startswith(".") for part in path.relative_to(REPO).parts):
+                continue  # .git, and virtual environments such as benchmarks/peers/.venv
             for number, line in enumerate(path.read_text().splitlines(), 1):
                 if banned.search(line):
                     offenders.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")

@@ -14,6 +14,7 @@ from blocAndTools import ExperimentSpec, Minibatch
 from blocAndTools.run_logging import ConsoleView
 from SoftActorCritic import SoftActorCriticBrain
 from SoftActorCritic.agent import SoftActorCriticAgent
+from SoftActorCritic.networks import squashed_sample
 
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 FAST = dict(env_id="Pendulum-v1", timestep_per_epoch=1000, min_pool_size=500, batch_size_in_ts=128,
@@ -46,8 +47,10 @@ class HomeworkSanityTest(unittest.TestCase):
         log_std_head = agent.brain.phi.get_layer("policy_log_std")
         kernel, bias = log_std_head.get_weights()
         log_std_head.set_weights([kernel, bias - 2.0])  # start from a narrow policy: entropy well below 0
+        agent.brain.actor_weights_changed()
         obs = np.array([agent.playground.observation_space.sample() for _ in range(2000)], np.float32)
-        initial_entropy = -float(np.mean(agent.brain.sample_action(obs)[1]))
+        mu, log_std = agent.brain.phi(obs)
+        initial_entropy = -float(np.mean(squashed_sample(mu, log_std, tf.random.normal(tf.shape(mu)))[1]))
         entropy = -agent.train(ConsoleView())[-1]["log_pi_mean"]
         agent.close()
         self.assertLess(initial_entropy, 0.0)
