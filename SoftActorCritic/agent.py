@@ -20,6 +20,7 @@ from blocAndTools.experiment_spec import ExperimentSpec
 from blocAndTools.gym_playground import EnvironmentFault, GymPlayground
 from blocAndTools.replay_buffer import ReplayBuffer
 from blocAndTools.run_logging import ConsoleView, ProgressFiles
+from blocAndTools.tf_threads import configure_tensorflow_threads
 from SoftActorCritic.brain import SoftActorCriticBrain
 
 EVAL_SEED_OFFSET = 10_000  # the evaluation environment's seed is spec.seed + this
@@ -38,6 +39,7 @@ class SoftActorCriticAgent:
 
     def __init__(self, spec: ExperimentSpec, run_dir: Path | None = None) -> None:
         self.spec, self.run_dir = spec, None if run_dir is None else Path(run_dir)
+        self.tf_threads = configure_tensorflow_threads()  # before TensorFlow's first op
         if spec.deterministic_ops:
             tf.config.experimental.enable_op_determinism()  # process-wide; measured cost: within noise here
         self.playground = GymPlayground(spec.env_id, spec.env_kwargs, seed=spec.seed, max_trj_steps=spec.max_trj_steps)

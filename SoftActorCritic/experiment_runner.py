@@ -90,6 +90,7 @@ def train_one(spec: ExperimentSpec, run_dir: Path, resume: bool, view: ConsoleVi
             run_dir.mkdir(parents=True, exist_ok=True)
             spec.to_yaml(run_dir / "spec.yaml")
             view.print(f"training {spec.name} on {agent.playground.describe()}; run folder {run_dir}")
+        view.print(agent.tf_threads)
         files = ProgressFiles(run_dir, keep_epochs=agent.epoch)
         try:
             agent.train(view, files)

@@ -29,6 +29,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from blocAndTools import ExperimentSpec, ReplayBuffer  # noqa: E402
+from blocAndTools.tf_threads import configure_tensorflow_threads  # noqa: E402
 from SoftActorCritic import SoftActorCriticBrain  # noqa: E402
 
 OBS_DIM, ACT_DIM = 17, 6  # HalfCheetah-v5
@@ -55,16 +56,20 @@ def estimated_step_flops(variant: str, width: int, batch: int) -> int:
 
 
 def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
-    """Median float32 GFLOP/s of an n x n matmul: the roof of this machine."""
-    a = tf.random.normal([n, n])
-    matmul = tf.function(lambda x: tf.matmul(x, x))
-    matmul(a).numpy()
+    """Median float32 GFLOP/s of n x n matmuls, one per core side by side: the roof of this machine.
+
+    Independent matmuls use every core whatever the thread setting (one thread per op included).
+    """
+    cores = len(os.sched_getaffinity(0))
+    matrices = [tf.random.normal([n, n]) for _ in range(cores)]
+    matmuls = tf.function(lambda xs: [tf.reduce_sum(tf.matmul(x, x)) for x in xs])
+    matmuls(matrices)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        matmul(a).numpy()
+        [total.numpy() for total in matmuls(matrices)]
         times.append(time.perf_counter() - start)
-    return 2 * n ** 3 / statistics.median(times) / 1e9
+    return cores * 2 * n ** 3 / statistics.median(times) / 1e9
 
 
 def time_train_step(spec: ExperimentSpec, blocks: int, steps_per_block: int) -> float:
@@ -105,6 +110,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="two sizes, fewer blocks (under two minutes)")
     args = parser.parse_args()
+    threads = configure_tensorflow_threads()
     if args.quick:
         cases = [(v, 64, 100) for v in ("v1", "v2")] + [(v, 256, 256) for v in ("v1", "v2")]
         blocks, steps = 3, 30
@@ -127,7 +133,7 @@ def main() -> None:
     action_us = {width: time_action(width) for width in (64, 256)}
 
     table = Table(title=f"train_step on {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-                        f"TF {tf.__version__} (medians; matmul roof {roof:.0f} GFLOP/s)")
+                        f"TF {tf.__version__}, {threads} (medians; matmul roof {roof:.0f} GFLOP/s)")
     for column in ("variant", "width", "batch", "ms/step", "steps/s", "GFLOP/step", "GFLOP/s", "% of roof"):
         table.add_column(column, justify="right")
     for row in rows:
@@ -144,6 +150,7 @@ def main() -> None:
     for width, micros in action_us.items():
         frame[f"sample_action_us_{width}"] = micros
     frame["mode"] = "quick" if args.quick else "full"
+    frame["tf_threads"] = threads
     frame.to_csv(RESULTS, index=False, float_format="%.4g")
     console.print(f"saved {RESULTS}")
 

@@ -1,7 +1,7 @@
 """Keras building blocks shared by every network of the project: the MLP builder and the polyak update."""
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import keras
 import tensorflow as tf
@@ -65,3 +65,36 @@ def polyak_update(source_variables: Sequence[tf.Variable], target_variables: Seq
     check_matching_variables(source_variables, target_variables)
     for source, target in zip(source_variables, target_variables):
         target.assign(tau * source + (1.0 - tau) * target)
+
+
+class FusedAdam(tf.Module):
+    """Adam applied by TensorFlow's fused kernel, one `ResourceApplyAdam` op per variable.
+
+    The same update as keras.optimizers.Adam (Kingma & Ba 2015, epsilon outside the square root):
+        m <- b1 m + (1 - b1) g,   v <- b2 v + (1 - b2) g^2,
+        var <- var - lr sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)
+    Keras 3 builds this from about ten ops per variable; inside one compiled SAC update those
+    small ops cost more than the arithmetic on a 2-core CPU (see benchmarks/train_step_benchmark.py).
+    The moments and the step count are variables of this module, so tf.train.Checkpoint saves them.
+    """
+
+    def __init__(self, variables: Sequence[tf.Variable], learning_rate: float, beta_1: float = 0.9,
+                 beta_2: float = 0.999, epsilon: float = 1e-7, name: str | None = None) -> None:
+        super().__init__(name=name)
+        self.learning_rate, self.beta_1, self.beta_2, self.epsilon = learning_rate, beta_1, beta_2, epsilon
+        self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False, name="iterations")
+        self.first_moments = [tf.Variable(tf.zeros(v.shape), trainable=False, name="m") for v in variables]
+        self.second_moments = [tf.Variable(tf.zeros(v.shape), trainable=False, name="v") for v in variables]
+        self._shapes = [tuple(v.shape) for v in variables]
+
+    def apply_gradients(self, grads_and_vars: Iterable[tuple[tf.Tensor, tf.Variable]]) -> None:
+        """One Adam step, as keras.optimizers.Adam.apply_gradients, on the variables given at construction."""
+        gradients, variables = zip(*grads_and_vars)
+        if [tuple(v.shape) for v in variables] != self._shapes:
+            raise ValueError("FusedAdam.apply_gradients: the variables differ from those it was built for")
+        t = tf.cast(self.iterations.assign_add(1), tf.float32)
+        beta_1_power, beta_2_power = tf.pow(self.beta_1, t), tf.pow(self.beta_2, t)
+        for gradient, variable, m, v in zip(gradients, variables, self.first_moments, self.second_moments):
+            tf.raw_ops.ResourceApplyAdam(var=variable.handle, m=m.handle, v=v.handle, beta1_power=beta_1_power,
+                                         beta2_power=beta_2_power, lr=self.learning_rate, beta1=self.beta_1,
+                                         beta2=self.beta_2, epsilon=self.epsilon, grad=gradient)

@@ -1,10 +1,12 @@
-"""Squashed Gaussian math, the MLP builder and polyak_update."""
+"""Squashed Gaussian math, the MLP builder, polyak_update and FusedAdam."""
 import unittest
 
+import keras
 import numpy as np
 import tensorflow as tf
 
 from blocAndTools import UserInputError, build_mlp, polyak_update
+from blocAndTools.nn_blocs import FusedAdam
 from SoftActorCritic.networks import build_gaussian_policy, squashed_log_prob, squashed_sample
 
 
@@ -83,6 +85,34 @@ class PolyakUpdateTest(unittest.TestCase):
             polyak_update([tf.Variable(1.0), tf.Variable(2.0)], [tf.Variable(1.0)], 0.5)
         with self.assertRaisesRegex(ValueError, "shape mismatch"):
             polyak_update([tf.Variable([1.0, 2.0])], [tf.Variable([1.0])], 0.5)
+
+
+
+class FusedAdamTest(unittest.TestCase):
+    def test_same_trajectory_as_keras_adam(self):
+        rng = np.random.default_rng(0)
+        initial = [rng.normal(size=(5, 3)).astype(np.float32), rng.normal(size=3).astype(np.float32),
+                   np.float32(0.5)]
+        keras_vars, fused_vars = [tf.Variable(x) for x in initial], [tf.Variable(x) for x in initial]
+        keras_adam, fused_adam = keras.optimizers.Adam(1e-2), FusedAdam(fused_vars, 1e-2)
+        keras_adam.build(keras_vars)
+
+        @tf.function
+        def step(gradients):
+            keras_adam.apply_gradients(zip(gradients, keras_vars))
+            fused_adam.apply_gradients(zip(gradients, fused_vars))
+
+        for _ in range(50):
+            step([tf.constant(rng.normal(1.0, size=np.shape(x)).astype(np.float32)) for x in initial])  # a drift
+        for keras_var, fused_var, start in zip(keras_vars, fused_vars, initial):
+            self.assertGreater(np.abs(keras_var.numpy() - start).max(), 0.05)  # both moved
+            np.testing.assert_allclose(fused_var.numpy(), keras_var.numpy(), atol=1e-5)
+        self.assertEqual(int(fused_adam.iterations.numpy()), 50)
+
+    def test_other_variables_are_rejected(self):
+        adam = FusedAdam([tf.Variable(tf.zeros(3))], 1e-3)
+        with self.assertRaisesRegex(ValueError, "differ"):
+            adam.apply_gradients([(tf.ones(4), tf.Variable(tf.zeros(4)))])
 
 
 if __name__ == "__main__":
