@@ -1,0 +1,212 @@
+"""This project's SAC gradient step and action latency next to Stable-Baselines3 (PyTorch) and sbx (JAX).
+
+The peers run in their own virtual environment (benchmarks/peers/.venv, made by
+`bash benchmarks/peers/setup.sh`) through benchmarks/peers/peer_sac.py as a subprocess that
+prints one JSON line: this project never imports torch, SB3, JAX or sbx. One invocation
+measures, one after the other, this project (train_step_benchmark's time_train_step and
+time_action, v1 and v2 with alpha 'auto'), then SB3, then sbx, at two sizes on
+HalfCheetah-v5 dimensions (obs 17, act 6): 64x64 networks with batch 100, 256x256 with 256.
+
+    python benchmarks/peer_benchmark.py            # a few minutes
+    python benchmarks/peer_benchmark.py --quick    # under two minutes
+Results: benchmarks/results/peer_benchmark.csv (one row per library, variant and size)
+
+peer_python() and run_peer() are also used by other benchmarks (training_throughput.py).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+BENCHMARKS = Path(__file__).resolve().parent
+PEER_VENV = BENCHMARKS / "peers" / ".venv"
+PEER_SCRIPT = BENCHMARKS / "peers" / "peer_sac.py"
+RESULTS = BENCHMARKS / "results" / "peer_benchmark.csv"
+SETUP_HINT = "peer environment missing: run `bash benchmarks/peers/setup.sh` first (creates benchmarks/peers/.venv)"
+SIZES = [(64, 100), (256, 256)]  # (network width, batch size)
+PEERS = {"sb3": "Stable-Baselines3", "sbx": "sbx"}
+
+
+def peer_python() -> Path | None:
+    """The peer venv's python, or None when benchmarks/peers/.venv has not been set up."""
+    python = PEER_VENV / "bin" / "python"
+    return python if python.exists() else None
+
+
+def run_peer(library: str, measure: str, **options) -> dict:
+    """Run peers/peer_sac.py in the peer venv and return its JSON result.
+
+    options become command-line flags (min_pool=1000 -> --min-pool 1000); see
+    `peer_sac.py --help`. A missing venv, a failing child or output without a JSON line
+    raises RuntimeError naming the command and quoting the child's last stderr lines.
+    """
+    python = peer_python()
+    if python is None:
+        raise RuntimeError(SETUP_HINT)
+    command = [str(python), str(PEER_SCRIPT), "--library", library, "--measure", measure]
+    for name, value in options.items():
+        command += [f"--{name.replace('_', '-')}", str(value)]
+    # The child gets nothing of this project's import path: it sees only its own packages.
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "PYTHONHOME")}
+    child = subprocess.run(command, capture_output=True, text=True, env=env)
+    lines = [line for line in child.stdout.splitlines() if line.strip()]
+    if child.returncode == 0 and lines:
+        try:
+            return json.loads(lines[-1])
+        except json.JSONDecodeError:
+            pass
+    stderr_tail = "\n".join(child.stderr.splitlines()[-15:])
+    raise RuntimeError(f"{' '.join(command[1:])} failed (exit {child.returncode}, stdout {child.stdout[-200:]!r}):\n"
+                       f"{stderr_tail}")
+
+
+def measure_project(blocks: int, steps_per_block: int) -> list[dict]:
+    """Rows for this project: v1 and v2 (alpha 'auto') train_step at each size, and sample_action latency."""
+    # Imported here, not at the top: peer_python/run_peer stay usable without loading TensorFlow.
+    sys.path.insert(0, str(BENCHMARKS))
+    from train_step_benchmark import time_action, time_train_step
+
+    from blocAndTools import ExperimentSpec
+    from blocAndTools.tf_threads import configure_tensorflow_threads
+
+    configure_tensorflow_threads()  # before TensorFlow's first op, as the training runner does
+    rows = []
+    for width, batch in SIZES:
+        topo = (width, width)
+        for label, variant, alpha in (("v1", "v1", 1.0), ("v2-auto", "v2", "auto")):
+            spec = ExperimentSpec(variant=variant, alpha=alpha, batch_size_in_ts=batch, phi_nn_h_layer_topo=topo,
+                                  psi_nn_h_layer_topo=topo, theta_nn_h_layer_topo=topo)
+            seconds = time_train_step(spec, blocks, steps_per_block)
+            rows.append({"library": "project", "variant": label, "width": width, "batch": batch,
+                         "ms_per_step": seconds * 1e3, "ms_per_step_one_per_call": seconds * 1e3})
+    action_us = {width: time_action(width) for width, _ in SIZES}
+    for row in rows:
+        row["action_us"] = action_us[row["width"]]
+        row["action_policy_call_us"] = None
+    return rows
+
+
+def measure_peer(library: str, blocks: int, steps_per_block: int, quick: bool) -> tuple[list[dict], dict]:
+    """Rows for one peer library at each size (train_step, then action), and its reported versions.
+
+    The buffer holds 10,000 random HalfCheetah transitions like the project's benchmark
+    (2,000 in quick mode: sampling a minibatch costs the same, filling it costs less).
+    """
+    rows, versions = [], {}
+    for width, batch in SIZES:
+        step = run_peer(library, "train_step", width=width, batch=batch, env="HalfCheetah-v5",
+                        steps=2_000 if quick else 10_000, blocks=blocks, steps_per_block=steps_per_block)
+        rows.append({"library": library, "variant": "sac-auto", "width": width, "batch": batch,
+                     "ms_per_step": step["ms_per_step"], "ms_per_step_one_per_call": step["ms_per_step_train1"]})
+        versions = step["versions"]
+    for row in rows:
+        action = run_peer(library, "action", width=row["width"], batch=row["batch"], env="HalfCheetah-v5",
+                          blocks=5, steps_per_block=200 if quick else 400)
+        row["action_us"] = action["action_predict_us"]
+        row["action_policy_call_us"] = action["action_policy_call_us"]
+    return rows, versions
+
+
+def optional(value: float | None, fmt: str) -> str:
+    """A table cell: the formatted value, or empty where the row has none."""
+    return "" if value is None else format(value, fmt)
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo, else what platform reports."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer timed blocks (under two minutes)")
+    args = parser.parse_args()
+    if peer_python() is None:
+        print(SETUP_HINT)
+        sys.exit(2)
+    blocks, steps = (3, 30) if args.quick else (10, 100)
+
+    console = Console()
+    if not console.is_terminal:  # piped to a file, rich would squeeze the tables into 80 columns
+        console = Console(width=120)
+    console.print(f"this project (v1, v2 alpha auto): {blocks} blocks of {steps} gradient steps per size")
+    start = time.perf_counter()
+    rows = measure_project(blocks, steps)
+    import tensorflow as tf  # already loaded by measure_project
+
+    versions = {"python": platform.python_version(), "tensorflow": tf.__version__}
+    for library, name in PEERS.items():
+        console.print(f"({time.perf_counter() - start:.0f} s) {name} SAC in {PEER_VENV}")
+        peer_rows, peer_versions = measure_peer(library, blocks, steps, args.quick)
+        rows += peer_rows
+        versions.update({key: value for key, value in peer_versions.items() if key != "python"})
+
+    for row in rows:
+        row["steps_per_s"] = 1e3 / row["ms_per_step"]
+    project = {(row["variant"], row["width"]): row["steps_per_s"] for row in rows if row["library"] == "project"}
+    for row in rows:
+        peer = row["library"] != "project"
+        row["v1_over_peer"] = project[("v1", row["width"])] / row["steps_per_s"] if peer else None
+        row["v2_over_peer"] = project[("v2-auto", row["width"])] / row["steps_per_s"] if peer else None
+
+    names = {"project": "project", "sb3": "SB3", "sbx": "sbx"}
+    steps_table = Table(title=f"SAC gradient step, HalfCheetah-v5 sizes, {cpu_model()}, {os.cpu_count()} cores "
+                              f"(medians, {'quick' if args.quick else 'full'})")
+    for column in ("library", "variant", "network", "batch", "ms/step", "steps/s", "ms/step 1 per call",
+                   "v1 / peer", "v2 / peer"):
+        steps_table.add_column(column, justify="right")
+    action_table = Table(title="one stochastic action for one observation (medians)")
+    for column in ("library", "network", "us / action", "us, policy network alone"):
+        action_table.add_column(column, justify="right")
+    for width, batch in SIZES:
+        for row in (row for row in rows if row["width"] == width):
+            steps_table.add_row(names[row["library"]], row["variant"], f"{width}x{width}", str(batch),
+                                f"{row['ms_per_step']:.2f}", f"{row['steps_per_s']:.0f}",
+                                f"{row['ms_per_step_one_per_call']:.2f}", optional(row["v1_over_peer"], ".2f"),
+                                optional(row["v2_over_peer"], ".2f"))
+            if row["variant"] != "v2-auto":  # the project's actor is the same in v1 and v2
+                action_table.add_row(names[row["library"]], f"{width}x{width}", f"{row['action_us']:.0f}",
+                                     optional(row["action_policy_call_us"], ".0f"))
+        steps_table.add_section()
+        action_table.add_section()
+    console.print(steps_table)
+    console.print("v1 / peer, v2 / peer: this project's gradient steps per second divided by the peer's (> 1: this "
+                  "project is faster). The peers' ms/step times model.train(gradient_steps=S) (sbx runs the S steps "
+                  "in one compiled loop); '1 per call' times S calls of train(gradient_steps=1), as their learn() "
+                  "does with train_freq=1 (the project's train_step is always one call per step).")
+    console.print(action_table)
+    console.print("us / action: this project's sample_action, the peers' model.predict(obs, deterministic=False) "
+                  "as their training loop calls it; policy network alone: the peers' actor call without predict's "
+                  "conversions.")
+
+    frame = pd.DataFrame(rows)
+    frame["library_version"] = frame["library"].map(
+        {"project": "", "sb3": versions.get("stable_baselines3"), "sbx": versions.get("sbx-rl")})
+    frame["mode"] = "quick" if args.quick else "full"
+    frame["blocks"], frame["steps_per_block"] = blocks, steps
+    frame["cpu_count"], frame["processor"] = os.cpu_count(), cpu_model()
+    for name in ("python", "tensorflow", "torch", "stable_baselines3", "sbx-rl", "jax", "gymnasium", "mujoco"):
+        frame[name.replace("-", "_")] = versions.get(name)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(RESULTS, index=False, float_format="%.4g")
+    console.print(f"saved {RESULTS} ({time.perf_counter() - start:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

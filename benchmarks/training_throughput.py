@@ -1,0 +1,160 @@
+"""End-to-end environment steps per second of training, and where a step's time goes.
+
+Runs the real training loop (SoftActorCriticAgent.run_epoch, with the live progress bar
+drawn to a hidden terminal) with timers wrapped around each call it makes: action
+selection, env.step, buffer add, buffer sample, train_step, and the progress bar
+(logging); 'loop' is the rest of the loop's own Python. One epoch of min_pool_size random
+steps fills the buffer first; then one gradient step per environment step is timed.
+Evaluation is not part of it. Also the replay buffer's bytes and the peak resident memory,
+and, when the peer environment exists (bash benchmarks/peers/setup.sh), the end-to-end rate
+of Stable-Baselines3 and sbx on the same task in the same run.
+
+    python benchmarks/training_throughput.py            # HalfCheetah-v5 and Pendulum-v1, ~10 minutes
+    python benchmarks/training_throughput.py --quick    # under two minutes
+Results: benchmarks/results/training_throughput.csv
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import platform
+import resource
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+BENCHMARKS = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCHMARKS.parent))
+sys.path.insert(0, str(BENCHMARKS))
+
+import pandas as pd  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from blocAndTools import ExperimentSpec  # noqa: E402
+from blocAndTools.run_logging import ConsoleView  # noqa: E402
+from blocAndTools.tf_threads import configure_tensorflow_threads  # noqa: E402
+from peer_benchmark import peer_python, run_peer  # noqa: E402
+from SoftActorCritic.agent import SoftActorCriticAgent  # noqa: E402
+
+EXPERIMENTS = BENCHMARKS.parent / "experiments"
+RESULTS = BENCHMARKS / "results" / "training_throughput.csv"
+PARTS = ["act", "env_step", "buffer_add", "buffer_sample", "train_step", "logging"]
+
+
+class Stopwatches:
+    """Total seconds spent in each wrapped call."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    def wrap(self, part: str, function):
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.seconds[part] += time.perf_counter() - start
+        return timed
+
+
+def measure(spec: ExperimentSpec, steps: int) -> dict:
+    """Steps per second of `steps` training steps after a random warm-up of spec.min_pool_size steps."""
+    spec = spec.replace(timestep_per_epoch=steps, min_pool_size=steps, gradient_step_interval=1, max_epoch=2)
+    agent = SoftActorCriticAgent(spec)
+    agent.run_epoch()  # random actions: fills the buffer to min_pool_size
+    agent.brain.train_step(agent.buffer.sample(spec.batch_size_in_ts))  # the first call optimises the graph
+    agent.epoch += 1
+
+    watches = Stopwatches()
+    agent.brain.sample_action = watches.wrap("act", agent.brain.sample_action)
+    agent.playground.step = watches.wrap("env_step", agent.playground.step)
+    agent.buffer.add = watches.wrap("buffer_add", agent.buffer.add)
+    agent.buffer.sample = watches.wrap("buffer_sample", agent.buffer.sample)
+    agent.brain.train_step = watches.wrap("train_step", agent.brain.train_step)
+    view = ConsoleView(Console(file=io.StringIO(), force_terminal=True))  # the live bar, drawn out of sight
+    start = time.perf_counter()
+    with view.epoch_progress(2, steps) as advance:
+        agent.run_epoch(watches.wrap("logging", advance))
+    total = time.perf_counter() - start
+    agent.close()
+
+    row = {"env": spec.env_id, "library": "this project", "variant": spec.variant, "alpha": str(spec.alpha),
+           "width": spec.theta_nn_h_layer_topo[0], "batch": spec.batch_size_in_ts, "steps": steps,
+           "steps_per_s": steps / total, "ms_per_step": total / steps * 1e3,
+           "buffer_mb": agent.buffer.nbytes / 2 ** 20, "pool_capacity": spec.pool_capacity}
+    for part in PARTS:
+        row[f"{part}_us"] = watches.seconds[part] / steps * 1e6
+    row["loop_us"] = (total - sum(watches.seconds.values())) / steps * 1e6
+    not_update_or_env = total - watches.seconds["train_step"] - watches.seconds["env_step"]
+    row["overhead_fraction"] = not_update_or_env / total  # the target: at most 0.15
+    return row
+
+
+def peer_rows(spec: ExperimentSpec, steps: int) -> list[dict]:
+    """The peers' end-to-end rate on the same task and sizes (their SAC is v2 with a learned alpha)."""
+    rows = []
+    for library in ("sb3", "sbx"):
+        result = run_peer(library, "throughput", env=spec.env_id, width=spec.theta_nn_h_layer_topo[0],
+                          batch=spec.batch_size_in_ts, steps=2 * steps, min_pool=steps)
+        rate = result["steps_per_s_warm"] or result["steps_per_s"]  # sbx compiles during its first steps
+        rows.append({"env": spec.env_id, "library": library, "variant": "v2", "alpha": "auto",
+                     "width": spec.theta_nn_h_layer_topo[0], "batch": spec.batch_size_in_ts, "steps": steps,
+                     "steps_per_s": rate, "ms_per_step": 1e3 / rate, "peak_rss_mb": result["peak_rss_mb"]})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1,000 timed steps per case (under two minutes)")
+    parser.add_argument("--no-peers", action="store_true", help="skip the peers even if their environment exists")
+    args = parser.parse_args()
+    steps = 1000 if args.quick else 5000
+    threads = configure_tensorflow_threads()  # the agent would too; here before any TensorFlow op
+    halfcheetah = ExperimentSpec.from_yaml(EXPERIMENTS / "halfcheetah.yaml")
+    pendulum = ExperimentSpec.from_yaml(EXPERIMENTS / "pendulum.yaml")
+    cases = [halfcheetah, halfcheetah.replace(variant="v2", alpha="auto")]
+    if not args.quick:
+        cases.append(pendulum)
+
+    rows = [measure(spec, steps) for spec in cases]
+    peers = peer_python() is not None and not args.no_peers
+    if peers:
+        rows += peer_rows(halfcheetah, steps)
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    for row in rows:
+        if row["library"] == "this project":
+            row["peak_rss_mb"] = rss_mb
+
+    console = Console(width=200)
+    table = Table(title=f"training steps per second, one gradient step per env step ({steps} timed steps; "
+                        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, TF {tf.__version__}, {threads})")
+    for column in ["env", "library", "variant", "net/batch", "steps/s", "ms/step"] + [f"{p} us" for p in PARTS] \
+            + ["loop us", "not update or env"]:
+        table.add_column(column, justify="right")
+    for row in rows:
+        parts = [f"{row[f'{p}_us']:.0f}" if f"{p}_us" in row else "" for p in PARTS + ["loop"]]
+        share = f"{100 * row['overhead_fraction']:.1f} %" if "overhead_fraction" in row else ""
+        table.add_row(row["env"], row["library"], f"{row['variant']} alpha {row['alpha']}",
+                      f"{row['width']}/{row['batch']}", f"{row['steps_per_s']:.0f}", f"{row['ms_per_step']:.2f}",
+                      *parts, share)
+    console.print(table)
+    console.print(f"peak resident memory of this process: {rss_mb:.0f} MiB; replay buffer of "
+                  f"{halfcheetah.pool_capacity:,} HalfCheetah transitions: {rows[0]['buffer_mb']:.0f} MiB of arrays")
+    if not peers:
+        console.print("peers not measured: run `bash benchmarks/peers/setup.sh` once to include them")
+
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    frame = pd.DataFrame(rows)
+    frame["mode"] = "quick" if args.quick else "full"
+    frame["tf_threads"] = threads
+    frame.to_csv(RESULTS, index=False, float_format="%.4g")
+    console.print(f"saved {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
