@@ -106,7 +106,7 @@ class NumpyActor:
         return x @ self.mu[0] + self.mu[1], np.clip(x @ self.log_std[0] + self.log_std[1], LOG_STD_MIN, LOG_STD_MAX)
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
-        """The deterministic action tanh(mu(obs)): (obs_dim,) gives (act_dim,), (batch, obs_dim) gives (batch, act_dim)."""
+        """The deterministic action tanh(mu(obs)); (obs_dim,) gives (act_dim,), (n, obs_dim) gives (n, act_dim)."""
         return np.tanh(self._features(obs) @ self.mu[0] + self.mu[1])
 
     def sample(self, obs: np.ndarray, rng: np.random.Generator) -> np.ndarray:

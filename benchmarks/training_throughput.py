@@ -30,6 +30,7 @@ BENCHMARKS = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCHMARKS.parent))
 sys.path.insert(0, str(BENCHMARKS))
 
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from rich.console import Console  # noqa: E402
@@ -44,6 +45,11 @@ from SoftActorCritic.agent import SoftActorCriticAgent  # noqa: E402
 EXPERIMENTS = BENCHMARKS.parent / "experiments"
 RESULTS = BENCHMARKS / "results" / "training_throughput.csv"
 PARTS = ["act", "env_step", "buffer_add", "buffer_sample", "train_step", "logging"]
+
+
+def resident_mib() -> float:
+    """This process's current resident memory (Linux /proc/self/statm)."""
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
 
 
 class Stopwatches:
@@ -81,12 +87,23 @@ def measure(spec: ExperimentSpec, steps: int) -> dict:
     with view.epoch_progress(2, steps) as advance:
         agent.run_epoch(watches.wrap("logging", advance))
     total = time.perf_counter() - start
+
+    # A full buffer costs its arrays and nothing more: fill the rest and compare the growth of
+    # resident memory with the bytes of the rows written (the table's pages are touched only now).
+    free = spec.pool_capacity - len(agent.buffer)
+    rss_before, chunk = resident_mib(), 10_000
+    for first in range(0, free, chunk):
+        rows = np.zeros((min(chunk, free - first), agent.buffer.obs_dim))
+        agent.buffer.add_batch(rows, np.zeros((len(rows), agent.buffer.act_dim)), np.zeros(len(rows)), rows,
+                               np.zeros(len(rows)))
+    rss_growth, rows_written = resident_mib() - rss_before, free * agent.buffer.nbytes / spec.pool_capacity / 2 ** 20
     agent.close()
 
     row = {"env": spec.env_id, "library": "this project", "variant": spec.variant, "alpha": str(spec.alpha),
            "width": spec.theta_nn_h_layer_topo[0], "batch": spec.batch_size_in_ts, "steps": steps,
            "steps_per_s": steps / total, "ms_per_step": total / steps * 1e3,
-           "buffer_mb": agent.buffer.nbytes / 2 ** 20, "pool_capacity": spec.pool_capacity}
+           "buffer_mb": agent.buffer.nbytes / 2 ** 20, "pool_capacity": spec.pool_capacity,
+           "fill_rss_growth_mb": rss_growth, "fill_rows_mb": rows_written}
     for part in PARTS:
         row[f"{part}_us"] = watches.seconds[part] / steps * 1e6
     row["loop_us"] = (total - sum(watches.seconds.values())) / steps * 1e6
@@ -132,7 +149,8 @@ def main() -> None:
 
     console = Console(width=200)
     table = Table(title=f"training steps per second, one gradient step per env step ({steps} timed steps; "
-                        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, TF {tf.__version__}, {threads})")
+                        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+                        f"TF {tf.__version__}, {threads})")
     for column in ["env", "library", "variant", "net/batch", "steps/s", "ms/step"] + [f"{p} us" for p in PARTS] \
             + ["loop us", "not update or env"]:
         table.add_column(column, justify="right")
@@ -143,8 +161,10 @@ def main() -> None:
                       f"{row['width']}/{row['batch']}", f"{row['steps_per_s']:.0f}", f"{row['ms_per_step']:.2f}",
                       *parts, share)
     console.print(table)
-    console.print(f"peak resident memory of this process: {rss_mb:.0f} MiB; replay buffer of "
-                  f"{halfcheetah.pool_capacity:,} HalfCheetah transitions: {rows[0]['buffer_mb']:.0f} MiB of arrays")
+    console.print(f"replay buffer of {halfcheetah.pool_capacity:,} HalfCheetah transitions: "
+                  f"{rows[0]['buffer_mb']:.0f} MiB of arrays; filling it to capacity grew resident memory by "
+                  f"{rows[0]['fill_rss_growth_mb']:.0f} MiB for {rows[0]['fill_rows_mb']:.0f} MiB of rows written; "
+                  f"peak resident memory of this process (full buffers): {rss_mb:.0f} MiB")
     if not peers:
         console.print("peers not measured: run `bash benchmarks/peers/setup.sh` once to include them")
 
