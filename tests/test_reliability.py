@@ -105,7 +105,6 @@ class ResumeTest(TempFolderTest):
         pd.testing.assert_frame_equal(pd.read_csv(whole / "progress.csv").drop(columns=TIMING_COLUMNS),
                                       pd.read_csv(split / "progress.csv").drop(columns=TIMING_COLUMNS))
 
-
     def test_acting_after_a_restore_follows_the_restored_phi(self):
         spec = ExperimentSpec.from_yaml(self.spec_path).replace(max_epoch=1)
         agent = SoftActorCriticAgent(spec, self.root / "run")

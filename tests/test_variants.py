@@ -135,7 +135,6 @@ class EachVariantLearnsPendulumTest(unittest.TestCase):
         self.check_learns(target_smoothing_coefficient=1.0, target_update_interval=100)
 
 
-
 class ReinforceLearnsInvertedPendulumTest(unittest.TestCase):
     """The homework's REINFORCE sanity task (sanity_invertedpendulum_reinforce.yaml), cut to 6,000 steps.
 
