@@ -20,10 +20,9 @@ from blocAndTools.experiment_spec import ExperimentSpec
 from blocAndTools.gym_playground import EnvironmentFault, GymPlayground
 from blocAndTools.replay_buffer import ReplayBuffer
 from blocAndTools.run_logging import ConsoleView, ProgressFiles
+from blocAndTools.seeding import episode_seeds, stream_seed
 from blocAndTools.tf_threads import configure_tensorflow_threads
 from SoftActorCritic.brain import SoftActorCriticBrain
-
-EVAL_SEED_OFFSET = 10_000  # the evaluation environment's seed is spec.seed + this
 
 
 class TrainingInterrupted(Exception):
@@ -43,11 +42,10 @@ class SoftActorCriticAgent:
         if spec.deterministic_ops:
             tf.config.experimental.enable_op_determinism()  # process-wide; measured cost: within noise here
         self.playground = GymPlayground(spec.env_id, spec.env_kwargs, seed=spec.seed, max_trj_steps=spec.max_trj_steps)
-        self.eval_playground = GymPlayground(spec.env_id, spec.env_kwargs, seed=spec.seed + EVAL_SEED_OFFSET,
-                                             max_trj_steps=spec.max_trj_steps)
+        self.eval_playground = GymPlayground(spec.env_id, spec.env_kwargs, max_trj_steps=spec.max_trj_steps)
         self.brain = SoftActorCriticBrain(spec, self.playground.obs_dim, self.playground.act_dim)
         self.buffer = ReplayBuffer(spec.pool_capacity, self.playground.obs_dim, self.playground.act_dim,
-                                   seed=spec.seed)
+                                   seed=stream_seed(spec.seed, "replay_sampler"))
         self.epoch = 0
         self.env_steps = 0
         self.best_eval_return = -np.inf
@@ -109,8 +107,9 @@ class SoftActorCriticAgent:
                                f"checkpoint is kept")
 
     def evaluate(self, n_episodes: int) -> list[float]:
-        """Returns of n_episodes on the evaluation environment with the deterministic policy tanh(mu)."""
-        return [self.eval_playground.run_episode(self.brain.deterministic_action) for _ in range(n_episodes)]
+        """Returns of n_episodes with the deterministic policy tanh(mu), from the same start states every epoch."""
+        return [self.eval_playground.run_episode(self.brain.deterministic_action, seed)
+                for seed in episode_seeds(self.spec.seed, n_episodes)]
 
     # ------------------------------------------------------------------ train
     def train(self, view: ConsoleView, files: ProgressFiles | None = None) -> list[dict[str, Any]]:
@@ -159,7 +158,7 @@ class SoftActorCriticAgent:
         """The counters and random generator states a checkpoint needs besides the TF objects and the buffer."""
         return {"epoch": self.epoch, "env_steps": self.env_steps, "elapsed_s": self.elapsed_s,
                 "best_eval_return": self.best_eval_return if np.isfinite(self.best_eval_return) else None,
-                "playground": self.playground.get_rng_state(), "eval_playground": self.eval_playground.get_rng_state(),
+                "playground": self.playground.get_rng_state(),
                 "action_rng": self.brain.action_rng.bit_generator.state}
 
     def save_checkpoint(self) -> None:
@@ -172,7 +171,6 @@ class SoftActorCriticAgent:
         self.epoch, self.env_steps, self.elapsed_s = state["epoch"], state["env_steps"], state["elapsed_s"]
         self.best_eval_return = -np.inf if state["best_eval_return"] is None else state["best_eval_return"]
         self.playground.set_rng_state(state["playground"])
-        self.eval_playground.set_rng_state(state["eval_playground"])
         self.brain.action_rng.bit_generator.state = state["action_rng"]
         self.brain.actor_weights_changed()
         self._obs = None

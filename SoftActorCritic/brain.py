@@ -18,6 +18,7 @@ import tensorflow as tf
 from blocAndTools.experiment_spec import ExperimentSpec
 from blocAndTools.nn_blocs import FusedAdam, polyak_update
 from blocAndTools.replay_buffer import pack_transitions, transition_columns
+from blocAndTools.seeding import stream_seed
 from SoftActorCritic.networks import (actor_variables, build_gaussian_policy, build_state_action_value,
                                       build_state_value, squashed_sample)
 from SoftActorCritic.numpy_policy import NumpyActor
@@ -36,12 +37,12 @@ class SoftActorCriticBrain:
     """The five SAC v1 networks (phi, V_psi, frozen_V_psi, Q_theta_1, Q_theta_2), or those of a variant.
 
     v1 with q_backup single has no Q_theta_2; v2 has no V_psi / frozen_V_psi but
-    frozen_Q_theta_1 / frozen_Q_theta_2. Seeds TensorFlow, Keras and NumPy with spec.seed.
+    frozen_Q_theta_1 / frozen_Q_theta_2. Seeds the initial weights and both noises from spec.seed's streams (blocAndTools.seeding).
     """
 
     def __init__(self, spec: ExperimentSpec, obs_dim: int, act_dim: int) -> None:
         self.spec, self.obs_dim, self.act_dim = spec, obs_dim, act_dim
-        keras.utils.set_random_seed(spec.seed)
+        keras.utils.set_random_seed(stream_seed(spec.seed, "networks"))
         topo, activation = spec.theta_nn_h_layer_topo, spec.hidden_activation
         n_critics = 1 if spec.q_backup == "single" else 2
 
@@ -80,14 +81,14 @@ class SoftActorCriticBrain:
 
         # Acting goes through a NumPy copy of phi (~15 us per observation instead of ~400 us for a
         # TensorFlow call); the update returns phi's new weights flat, so refreshing the copy costs one read.
-        self.action_rng = np.random.default_rng(spec.seed)  # eps of sample_action; saved with checkpoints
+        self.action_rng = np.random.default_rng(stream_seed(spec.seed, "action_noise"))  # eps of sample_action; saved with checkpoints
         self._actor_variables = actor_variables(self.phi)
         self._actor_shapes = [tuple(variable.shape) for variable in self._actor_variables]
         self._actor_splits = np.cumsum([int(np.prod(shape)) for shape in self._actor_shapes])[:-1]
         self._actor: NumpyActor | None = None  # None: rebuild before the next action
         self._new_actor_weights: tf.Tensor | None = None  # phi's weights flat, from the last train_step
 
-        self.noise = tf.random.Generator.from_seed(spec.seed)  # eps of the update
+        self.noise = tf.random.Generator.from_seed(stream_seed(spec.seed, "update_noise"))  # eps of the update
         self.gradient_step = tf.Variable(0, dtype=tf.int64, name="gradient_step")
         # Traced once here and called as a concrete function, which skips a tf.function call's dispatch
         # (~150 us); its one input is the minibatch packed as the replay buffer's rows: binding and

@@ -19,6 +19,7 @@ from typing import Sequence
 from blocAndTools.errors import UserInputError
 from blocAndTools.experiment_spec import ExperimentSpec
 from blocAndTools.gym_playground import EnvironmentFault, GymPlayground
+from blocAndTools.seeding import episode_seeds
 from SoftActorCritic.numpy_policy import NumpyActor
 
 
@@ -33,10 +34,10 @@ def record_episodes(spec: ExperimentSpec, policy: NumpyActor, episodes: int, out
         if (playground.obs_dim, playground.act_dim) != (policy.obs_dim, policy.act_dim):
             raise UserInputError(f"the weights are for obs/act dims {policy.obs_dim}/{policy.act_dim}, "
                                  f"{spec.env_id} has {playground.obs_dim}/{playground.act_dim}")
-        for episode in range(episodes):
+        for episode, episode_seed in enumerate(episode_seeds(seed, episodes, "play")):
             path = out_dir / f"episode-{episode}.mp4"
             with imageio.get_writer(path, fps=playground.env.metadata.get("render_fps", 30)) as writer:
-                episode_return = playground.run_episode(policy, lambda: writer.append_data(playground.env.render()))
+                episode_return = playground.run_episode(policy, episode_seed, lambda: writer.append_data(playground.env.render()))
             print(f"episode {episode}: return {episode_return:.1f}, video {path}", flush=True)
 
 

@@ -20,6 +20,7 @@ from gymnasium.spaces import Box, Space
 from gymnasium.wrappers import RescaleAction
 
 from blocAndTools.errors import UserInputError
+from blocAndTools.seeding import stream_seed
 
 
 class EnvironmentFault(RuntimeError):
@@ -113,7 +114,7 @@ class GymPlayground:
         self.action_space: Box = self.env.action_space
         self.obs_dim: int = int(self.observation_space.shape[0])
         self.act_dim: int = int(self.action_space.shape[0])
-        self.action_space.seed(seed)
+        self.action_space.seed(None if seed is None else stream_seed(seed, "action_space"))
 
     def _check_spaces(self, observation_space: Space, action_space: Space) -> None:
         """Raise `UserInputError` unless actions are a bounded 1-D Box and observations a 1-D Box."""
@@ -137,13 +138,14 @@ class GymPlayground:
                 "SAC needs a 1-D Box observation space"
             )
 
-    def reset(self) -> np.ndarray:
+    def reset(self, seed: int | None = None) -> np.ndarray:
         """Start an episode and return its first observation (float32).
 
-        The first call seeds the environment with `seed`; later calls continue its RNG,
-        so a whole run is reproducible from the one seed.
+        Without `seed`, the first call seeds the environment from the run's seed (its "env"
+        stream) and later calls continue its RNG, so a whole run is reproducible from one seed.
         """
-        seed = self.seed if self._seed_next_reset else None
+        if seed is None and self._seed_next_reset and self.seed is not None:
+            seed = stream_seed(self.seed, "env")
         try:
             obs, _info = self.env.reset(seed=seed)
         except Exception as exc:
@@ -177,13 +179,13 @@ class GymPlayground:
                                    f"observation at step {self.total_steps}")
         return obs, reward, bool(terminated), bool(truncated)
 
-    def run_episode(self, policy: Callable[[np.ndarray], np.ndarray],
+    def run_episode(self, policy: Callable[[np.ndarray], np.ndarray], seed: int | None = None,
                     after_step: Callable[[], None] = lambda: None) -> float:
-        """Play one episode with `policy` (obs -> action in [-1, 1]); return its undiscounted return.
+        """Play one episode with `policy` (obs -> action in [-1, 1]) from reset(seed); return its undiscounted return.
 
         `after_step` runs after reset and after each step (e.g. to grab a rendered frame).
         """
-        obs, done, episode_return = self.reset(), False, 0.0
+        obs, done, episode_return = self.reset(seed), False, 0.0
         after_step()
         while not done:
             obs, reward, terminated, truncated = self.step(policy(obs))
@@ -193,7 +195,7 @@ class GymPlayground:
         return episode_return
 
     def sample_random_action(self) -> np.ndarray:
-        """A uniform random action in [-1, 1] (float32), from the action space seeded with `seed`."""
+        """A uniform random action in [-1, 1] (float32), from the action space's own stream of `seed`."""
         return np.asarray(self.action_space.sample(), dtype=np.float32)
 
     def get_rng_state(self) -> dict:

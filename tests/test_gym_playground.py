@@ -14,6 +14,7 @@ from gymnasium.envs.classic_control.pendulum import PendulumEnv
 
 from blocAndTools.errors import UserInputError
 from blocAndTools.gym_playground import EnvironmentFault, GymPlayground
+from blocAndTools.seeding import stream_seed
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 HAS_MUJOCO = importlib.util.find_spec("mujoco") is not None
@@ -71,7 +72,7 @@ class TestSpacesAndRescaling(unittest.TestCase):
 
     def test_rescaled_step_matches_raw_env_stepped_with_scaled_action(self):
         raw = gymnasium.make("Pendulum-v1")
-        raw_obs, _ = raw.reset(seed=11)
+        raw_obs, _ = raw.reset(seed=stream_seed(11, "env"))  # the playground's first reset uses the env stream
         with GymPlayground("Pendulum-v1", seed=11) as pg:
             obs = pg.reset()
             np.testing.assert_allclose(obs, raw_obs, rtol=0, atol=1e-7)
@@ -149,7 +150,7 @@ class TestTimeLimit(unittest.TestCase):
     def test_run_episode_returns_the_sum_of_rewards_and_calls_after_step_per_frame(self):
         frames = []
         with GymPlayground("Pendulum-v1", seed=0, max_trj_steps=5) as pg:
-            episode_return = pg.run_episode(lambda obs: np.zeros(1, np.float32), lambda: frames.append(1))
+            episode_return = pg.run_episode(lambda obs: np.zeros(1, np.float32), after_step=lambda: frames.append(1))
         with GymPlayground("Pendulum-v1", seed=0, max_trj_steps=5) as pg:
             pg.reset()
             expected = sum(pg.step(np.zeros(1, np.float32))[1] for _ in range(5))
