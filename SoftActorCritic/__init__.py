@@ -1,10 +1,11 @@
-"""Soft Actor-Critic (Haarnoja et al. 2018) in TensorFlow 2 / Keras: `python -m SoftActorCritic --help`.
+"""Soft Actor-Critic (Haarnoja et al. 2018) in TensorFlow 2 / Keras: `sac --help`.
 
-`SoftActorCriticBrain` is imported on first use (PEP 562), so that the TensorFlow-free
-modules (`numpy_policy`, `record_video`) load without TensorFlow.
+`load_policy` and `Policy` act without TensorFlow. `SoftActorCriticBrain` is imported on
+first use (PEP 562), so that importing this package does not load TensorFlow.
 """
+from SoftActorCritic.numpy_policy import Policy, load_policy
 
-__all__ = ["SoftActorCriticBrain"]
+__all__ = ["Policy", "SoftActorCriticBrain", "load_policy"]
 
 
 def __getattr__(name: str):

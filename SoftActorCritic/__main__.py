@@ -1,9 +1,6 @@
-"""`python -m SoftActorCritic`: the experiment runner."""
-import os
+"""`python -m SoftActorCritic`: the experiment runner, the same as the `sac` command."""
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's CUDA-not-found banner on CPU machines
-
-from SoftActorCritic.experiment_runner import main  # noqa: E402
+from SoftActorCritic.experiment_runner import main
 
 sys.exit(main())

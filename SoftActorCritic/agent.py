@@ -16,21 +16,15 @@ import numpy as np
 import tensorflow as tf
 
 from blocAndTools.checkpointing import RunCheckpointer
+from blocAndTools.errors import EnvironmentFault, TrainingDiverged, TrainingInterrupted
 from blocAndTools.experiment_spec import ExperimentSpec
-from blocAndTools.gym_playground import EnvironmentFault, GymPlayground
+from blocAndTools.gym_playground import GymPlayground
 from blocAndTools.replay_buffer import ReplayBuffer
 from blocAndTools.run_logging import ConsoleView, ProgressFiles
 from blocAndTools.seeding import episode_seeds, stream_seed
 from blocAndTools.tf_threads import configure_tensorflow_threads
 from SoftActorCritic.brain import SoftActorCriticBrain
-
-
-class TrainingInterrupted(Exception):
-    """SIGINT or SIGTERM arrived: a checkpoint was written and the run stopped."""
-
-
-class TrainingDiverged(Exception):
-    """A loss or metric became NaN or infinite: the run stopped without checkpointing the bad state."""
+from SoftActorCritic.numpy_policy import BEST_POLICY, Policy, checkpoint_policy_path
 
 
 class SoftActorCriticAgent:
@@ -144,14 +138,27 @@ class SoftActorCriticAgent:
         return rows
 
     def _save_best_policy(self, eval_return: float | None, view: ConsoleView) -> None:
-        """Keep phi's weights when the eval return reaches expected_reward_goal and beats the best so far."""
-        goal = self.spec.expected_reward_goal
-        if self.run_dir is None or goal is None or eval_return is None or eval_return < goal \
-                or eval_return <= self.best_eval_return:
+        """Keep the policy with the best eval return so far in best_policy/; say when it reaches the goal."""
+        if self.run_dir is None or eval_return is None or eval_return <= self.best_eval_return:
             return
         self.best_eval_return = eval_return
-        tf.train.Checkpoint(phi=self.brain.phi).write(str(self.run_dir / "best_policy" / "phi"))
-        view.print(f"eval return {eval_return:.1f} reached the goal {goal}: policy saved to best_policy/")
+        self.policy(eval_return).save(self.run_dir / BEST_POLICY)
+        goal = self.spec.expected_reward_goal
+        if goal is not None and eval_return >= goal:
+            view.print(f"eval return {eval_return:.1f} reached the goal {goal:g}: policy saved to {BEST_POLICY}")
+
+    def policy(self, eval_return: float | None = None) -> Policy:
+        """phi as a policy file's content: the NumPy actor, the environment's action bounds and where it stands.
+
+        Raises TrainingDiverged rather than give a policy with a non-finite weight (never written to disk).
+        """
+        space = self.playground.original_action_space
+        policy = Policy(self.brain.numpy_actor(), space.low, space.high, self.spec.env_id, self.spec.env_kwargs,
+                        self.env_steps, eval_return)
+        if not policy.all_finite():
+            raise TrainingDiverged(f"phi's weights became non-finite by env step {self.env_steps}; the run stopped "
+                                   f"and its last good checkpoint is kept")
+        return policy
 
     # ------------------------------------------------------------- checkpoints
     def run_state(self) -> dict[str, Any]:
@@ -162,7 +169,8 @@ class SoftActorCriticAgent:
                 "action_rng": self.brain.action_rng.bit_generator.state}
 
     def save_checkpoint(self) -> None:
-        """Checkpoint numbered by env steps; a resumed run starts a fresh episode from here."""
+        """Checkpoint numbered by env steps, with its policy file; a resumed run starts a fresh episode from here."""
+        self.policy().save(checkpoint_policy_path(self.run_dir, self.env_steps))
         self.checkpointer.save(self.env_steps, self.buffer, self.run_state())
 
     def restore_checkpoint(self) -> None:
@@ -178,9 +186,4 @@ class SoftActorCriticAgent:
     def close(self) -> None:
         self.playground.close()
         self.eval_playground.close()
-
-
-def load_run_spec(run_dir: Path) -> ExperimentSpec:
-    """The resolved spec of an existing run folder."""
-    return ExperimentSpec.from_yaml(Path(run_dir) / "spec.yaml")
 

@@ -1,26 +1,58 @@
-"""The experiment runner CLI: `python -m SoftActorCritic {train,eval,play,plot,list,fields}`.
+"""The experiment runner CLI: `sac {train,eval,play,export,plot,list,fields}` (or `python -m SoftActorCritic`).
 
 Bad input (spec, files, environment, run folder) prints one line and exits with status 2
-before anything is written.
+before anything is written. Only `train` and `export` need TensorFlow, and they import it
+after every input check (`import_training`, `command_export`): `--help`, `list`, `fields`,
+`eval`, `play` and every input error answer without loading it.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-if TYPE_CHECKING:  # for type hints only: each command imports what it uses when it runs
-    from blocAndTools.experiment_spec import ExperimentSpec
+import numpy as np
+import yaml
+
+from blocAndTools.errors import EnvironmentFault, TrainingInterrupted, UserInputError, run_command
+from blocAndTools.experiment_spec import ExperimentSpec, expand_grid, field_docs, load_raw_spec, parse_override
+from blocAndTools.gym_playground import GymPlayground
+from blocAndTools.seeding import episode_seeds
+from SoftActorCritic.numpy_policy import Policy, load_policy
+
+if TYPE_CHECKING:  # type hints only: run_logging imports TensorFlow
     from blocAndTools.run_logging import ConsoleView
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-EXPERIMENTS_DIR = REPO_ROOT / "experiments"
-PLAY_SEED_OFFSET = 20_000  # play episodes use seed + this: unseen by training and by the epochs' evaluations
+PACKAGE_DIR = Path(__file__).resolve().parent
+CHECKPOINT_INDEX = re.compile(r'model_checkpoint_path: "ckpt-(\d+)"')  # tf.train.CheckpointManager's index file
+
+
+def experiments_dir() -> Path:
+    """The shipped experiment files: package data once installed, the clone's experiments/ otherwise."""
+    for folder in (PACKAGE_DIR / "experiments", PACKAGE_DIR.parent / "experiments"):
+        if folder.is_dir():
+            return folder
+    raise UserInputError("the shipped experiment files are missing from this installation")
+
+
+def resolve_spec(text: str) -> Path:
+    """--spec: a YAML file, or the name of a shipped experiment (`pendulum`, `sac/hopper_clipq`)."""
+    path = Path(text)
+    if path.is_file():
+        return path
+    if not path.is_absolute() and path.suffix in ("", ".yaml"):
+        shipped = experiments_dir() / path.with_suffix(".yaml")
+        if shipped.is_file():
+            return shipped
+    raise UserInputError(f"--spec {text!r}: no such file, nor a shipped experiment of that name (see `sac list`)")
 
 
 def _now() -> str:
@@ -29,12 +61,9 @@ def _now() -> str:
 
 def plan_runs(args: argparse.Namespace) -> list[tuple[ExperimentSpec, Path]]:
     """Expand the grid and the reruns into (spec, run folder) pairs; validate everything first."""
-    from blocAndTools.experiment_spec import expand_grid, load_raw_spec
-    from blocAndTools.errors import UserInputError
-
     if args.reruns < 1:
         raise UserInputError(f"--reruns {args.reruns}: must be >= 1")
-    specs = expand_grid(load_raw_spec(args.spec, args.set))
+    specs = expand_grid(load_raw_spec(resolve_spec(args.spec), args.set))
     runs = []
     for spec in specs:
         for rerun in range(args.reruns):
@@ -53,8 +82,6 @@ def plan_runs(args: argparse.Namespace) -> list[tuple[ExperimentSpec, Path]]:
 
 def check_environments(specs: Sequence[ExperimentSpec]) -> None:
     """Make each distinct environment once, so a bad id fails before any training starts."""
-    from blocAndTools.gym_playground import GymPlayground
-
     seen = set()
     for spec in specs:
         key = (spec.env_id, repr(sorted(spec.env_kwargs.items())), spec.max_trj_steps)
@@ -76,9 +103,8 @@ def request_stop_on_signals(agent) -> None:
 
 def train_one(spec: ExperimentSpec, run_dir: Path, resume: bool, view: ConsoleView) -> None:
     """Train (or resume) one run in run_dir."""
-    from blocAndTools.gym_playground import EnvironmentFault
     from blocAndTools.run_logging import ProgressFiles
-    from SoftActorCritic.agent import SoftActorCriticAgent, TrainingInterrupted
+    from SoftActorCritic.agent import SoftActorCriticAgent
 
     agent = SoftActorCriticAgent(spec, run_dir)
     request_stop_on_signals(agent)
@@ -96,134 +122,178 @@ def train_one(spec: ExperimentSpec, run_dir: Path, resume: bool, view: ConsoleVi
             agent.train(view, files)
         except (TrainingInterrupted, EnvironmentFault) as error:
             raise type(error)(f"{error}; checkpoint saved at env step {agent.env_steps}, continue with: "
-                              f"python -m SoftActorCritic train --resume --run-dir {run_dir}") from error
+                              f"sac train --resume --run-dir {run_dir}") from error
         finally:
             files.close()
     finally:
         agent.close()
 
 
-def command_train(args: argparse.Namespace) -> None:
-    from blocAndTools.errors import UserInputError
+def import_training() -> ConsoleView:
+    """Load TensorFlow quietly (after the input checks) and return the console view of a training run."""
+    from blocAndTools.tf_threads import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
     from blocAndTools.run_logging import ConsoleView
-    from SoftActorCritic.agent import load_run_spec
+    return ConsoleView()
 
-    view = ConsoleView()
-    if args.resume:
-        if args.run_dir is None:
-            raise UserInputError("--resume needs --run-dir: the folder of the run to continue")
-        run_dir = Path(args.run_dir)
-        if not (run_dir / "spec.yaml").is_file():
-            raise UserInputError(f"run folder {str(run_dir)!r} holds no spec.yaml to resume")
-        spec = load_run_spec(run_dir)
-        check_environments([spec])
-        train_one(spec, run_dir, resume=True, view=view)
+
+def latest_checkpoint_state(run_dir: Path) -> dict | None:
+    """The run state (epoch, env steps, ...) of the newest complete checkpoint of a run, read without TensorFlow."""
+    checkpoints = run_dir / "checkpoints"
+    index = checkpoints / "checkpoint"
+    match = CHECKPOINT_INDEX.search(index.read_text()) if index.is_file() else None
+    if match is None:
+        return None
+    state_path = checkpoints / f"run_state-{match.group(1)}.json"
+    try:
+        return json.loads(state_path.read_text())
+    except (OSError, ValueError) as error:
+        raise UserInputError(f"{state_path} cannot be read: {type(error).__name__}: {error}") from None
+
+
+def resume_spec(run_dir: Path, overrides: Sequence[str]) -> ExperimentSpec:
+    """The run's spec with the one change a resume allows: a new max_epoch (any other would mix two experiments)."""
+    spec = ExperimentSpec.from_yaml(run_dir / "spec.yaml")
+    changes = dict(parse_override(text) for text in overrides)
+    refused = sorted(set(changes) - {"max_epoch"})
+    if refused:
+        raise UserInputError(f"--set {refused[0]} with --resume: only max_epoch can change when a run continues "
+                             f"(another field would mix two experiments in one progress.csv)")
+    return spec.replace(**changes)
+
+
+def command_train(args: argparse.Namespace) -> None:
+    if not args.resume:
+        if args.spec is None:
+            raise UserInputError("train needs --spec FILE or the name of a shipped experiment (see `sac list`)")
+        runs = plan_runs(args)
+        check_environments([spec for spec, _ in runs])
+        view = import_training()
+        for spec, run_dir in runs:
+            train_one(spec, run_dir, resume=False, view=view)
         return
-    if args.spec is None:
-        raise UserInputError("train needs --spec FILE (see `python -m SoftActorCritic list`)")
-    runs = plan_runs(args)
-    check_environments([spec for spec, _ in runs])
-    for spec, run_dir in runs:
-        train_one(spec, run_dir, resume=False, view=view)
-
-
-def _agent_from_run(run_dir: Path, best: bool = False, render_mode: str | None = None):
-    """Rebuild the agent of a finished or running run from its spec and latest checkpoint (or best policy)."""
-    import tensorflow as tf
-    from blocAndTools.checkpointing import restore_checkpoint
-    from blocAndTools.errors import UserInputError
-    from blocAndTools.gym_playground import GymPlayground
-    from SoftActorCritic.agent import SoftActorCriticAgent, load_run_spec
-
-    run_dir = Path(run_dir)
+    if args.run_dir is None:
+        raise UserInputError("--resume needs --run-dir: the folder of the run to continue")
+    run_dir = Path(args.run_dir)
     if not (run_dir / "spec.yaml").is_file():
-        raise UserInputError(f"{str(run_dir)!r} is not a run folder (no spec.yaml)")
-    agent = SoftActorCriticAgent(load_run_spec(run_dir), run_dir)
-    if best:
-        path = run_dir / "best_policy" / "phi"
-        if not Path(str(path) + ".index").exists():
-            raise UserInputError(f"{str(run_dir)!r} has no best policy (the goal was never reached)")
-        restore_checkpoint(tf.train.Checkpoint(phi=agent.brain.phi), str(path))
-    else:
-        agent.checkpointer.restore_trackables()  # the networks; the replay buffer is not needed to act
-    agent.brain.actor_weights_changed()
-    if render_mode is not None:
-        spec = agent.spec
-        agent.eval_playground.close()
-        agent.eval_playground = GymPlayground(spec.env_id, spec.env_kwargs, seed=spec.seed + PLAY_SEED_OFFSET,
-                                              max_trj_steps=spec.max_trj_steps, render_mode=render_mode)
-    return agent
+        raise UserInputError(f"run folder {str(run_dir)!r} holds no spec.yaml to resume")
+    spec = resume_spec(run_dir, args.set)
+    state = latest_checkpoint_state(run_dir)
+    if state is None:
+        raise UserInputError(f"run folder {str(run_dir)!r} holds no checkpoint to resume from")
+    if spec.max_epoch < state["epoch"]:
+        raise UserInputError(f"--set max_epoch={spec.max_epoch}: the run has already done {state['epoch']} epochs")
+    if spec.max_epoch == state["epoch"]:
+        print(f"{run_dir} has finished its {spec.max_epoch} epochs; nothing to do "
+              f"(extend it with --set max_epoch=N, N > {spec.max_epoch})")
+        return
+    check_environments([spec])
+    view = import_training()
+    spec.to_yaml(run_dir / "spec.yaml")  # the new max_epoch, if any
+    train_one(spec, run_dir, resume=True, view=view)
+
+
+def _run_spec(run_dir: Path) -> ExperimentSpec:
+    """The spec of a run folder; a bare policy file gets the default seed and time limit."""
+    path = Path(run_dir) / "spec.yaml"
+    return ExperimentSpec.from_yaml(path) if path.is_file() else ExperimentSpec()
+
+
+def _describe(policy: Policy) -> str:
+    """Which policy file, from which point of the run, e.g. 'runs/x/checkpoints/policy-2000.npz (env step 2000)'."""
+    score = "" if policy.eval_return is None else f", eval return {policy.eval_return:.1f}"
+    return f"{policy.path} (env step {policy.env_steps}{score})"
+
+
+def _playground(policy: Policy, spec: ExperimentSpec, render_mode: str | None = None) -> GymPlayground:
+    playground = GymPlayground(policy.env_id, policy.env_kwargs, max_trj_steps=spec.max_trj_steps,
+                               render_mode=render_mode)
+    if (playground.obs_dim, playground.act_dim) != (policy.obs_dim, policy.act_dim):
+        playground.close()
+        raise UserInputError(f"the policy is for obs/act dims {policy.obs_dim}/{policy.act_dim}, "
+                             f"{policy.env_id} has {playground.obs_dim}/{playground.act_dim}")
+    return playground
+
+
+def _episodes(args: argparse.Namespace) -> int:
+    if args.episodes < 1:
+        raise UserInputError(f"--episodes {args.episodes}: must be >= 1")
+    return args.episodes
 
 
 def command_eval(args: argparse.Namespace) -> None:
-    import numpy as np
-
-    agent = _agent_from_run(args.run_dir, best=args.best)
-    returns = agent.evaluate(args.episodes)
-    print(f"{agent.spec.env_id}: deterministic return over {len(returns)} episodes: "
-          f"mean {np.mean(returns):.1f}, std {np.std(returns):.1f}, min {np.min(returns):.1f}, "
-          f"max {np.max(returns):.1f}")
-    agent.close()
+    """Deterministic returns of a run's policy on the run's play episodes (unseen by training and its evaluations)."""
+    episodes, policy, spec = _episodes(args), load_policy(args.run_dir, args.best), _run_spec(args.run_dir)
+    with _playground(policy, spec) as playground:
+        returns = [playground.run_episode(policy.actor, seed) for seed in episode_seeds(spec.seed, episodes, "play")]
+    print(f"evaluated {_describe(policy)}")
+    print(f"{policy.env_id}: deterministic return over {len(returns)} episodes: mean {np.mean(returns):.1f}, "
+          f"std {np.std(returns):.1f}, min {np.min(returns):.1f}, max {np.max(returns):.1f}")
 
 
 def command_play(args: argparse.Namespace) -> int:
-    """Watch the policy in a window, or with --record write mp4 videos from a TensorFlow-free child process.
+    """Watch the policy in a window, or with --record write mp4 videos from a TensorFlow-free child process."""
+    episodes, policy, spec = _episodes(args), load_policy(args.run_dir, args.best), _run_spec(args.run_dir)
+    if args.record:
+        # MuJoCo's EGL rendering segfaults in a process with TensorFlow loaded: record_video never loads it.
+        command = [sys.executable, "-m", "SoftActorCritic.record_video", "--policy", str(policy.path),
+                   "--episodes", str(episodes), "--out-dir", str(Path(args.run_dir) / "videos"),
+                   "--seed", str(spec.seed)]
+        if spec.max_trj_steps is not None:
+            command += ["--max-trj-steps", str(spec.max_trj_steps)]
+        print(f"recording {_describe(policy)}", flush=True)
+        child = subprocess.run(command, check=False)
+        if child.returncode < 0:
+            raise EnvironmentFault(f"the recording process (SoftActorCritic.record_video) died of signal "
+                                   f"{-child.returncode}")
+        return child.returncode  # its errors were already printed on one line by the child
+    if not os.environ.get("DISPLAY"):
+        raise UserInputError("no display to play on: use --record to write a video instead")
+    with _playground(policy, spec, render_mode="human") as playground:
+        returns = [playground.run_episode(policy.actor, seed) for seed in episode_seeds(spec.seed, episodes, "play")]
+    print("returns:", [round(r, 1) for r in returns])
+    return 0
 
-    MuJoCo's EGL rendering segfaults in a process with TensorFlow loaded, so the recording
-    child (SoftActorCritic.record_video) acts with a NumPy copy of phi exported here.
-    """
-    from blocAndTools.errors import UserInputError
 
-    if not args.record:
-        if not os.environ.get("DISPLAY"):
-            raise UserInputError("no display to play on: use --record to write a video instead")
-        agent = _agent_from_run(args.run_dir, best=args.best, render_mode="human")
-        print("returns:", [round(r, 1) for r in agent.evaluate(args.episodes)])
-        agent.close()
-        return 0
-    from blocAndTools.gym_playground import EnvironmentFault
-    from SoftActorCritic.networks import save_actor_weights
+def command_export(args: argparse.Namespace) -> None:
+    """Write a TensorFlow SavedModel of the policy: serving_default(obs) -> action in the environment's bounds."""
+    out = Path(args.out)
+    if out.exists():
+        raise UserInputError(f"--out {str(out)!r} already exists: choose a new path (nothing was overwritten)")
+    policy = load_policy(args.run_dir, args.best)
+    from blocAndTools.tf_threads import import_tensorflow_quietly
+    import_tensorflow_quietly()
+    from SoftActorCritic.export import export_saved_model
 
-    agent = _agent_from_run(args.run_dir, best=args.best)
-    video_dir = Path(args.run_dir) / "videos"
-    weights = video_dir / "phi_weights.npz"
-    save_actor_weights(agent.brain.phi, weights)
-    seed = agent.spec.seed + PLAY_SEED_OFFSET
-    agent.close()
-    python_path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
-    child = subprocess.run([sys.executable, "-m", "SoftActorCritic.record_video", "--spec",
-                            str(Path(args.run_dir) / "spec.yaml"), "--weights", str(weights), "--episodes",
-                            str(args.episodes), "--out-dir", str(video_dir), "--seed", str(seed)],
-                           env=dict(os.environ, PYTHONPATH=python_path), check=False)
-    if child.returncode < 0:
-        raise EnvironmentFault(f"the recording process (SoftActorCritic.record_video) died of signal "
-                               f"{-child.returncode}")
-    return child.returncode  # its errors were already printed on one line by the child
+    export_saved_model(policy, out)
+    print(f"exported {_describe(policy)} to {out}: serving_default(obs: float32 [None, {policy.obs_dim}]) -> "
+          f"action: float32 [None, {policy.act_dim}] in the bounds of {policy.env_id}")
 
 
 def command_plot(args: argparse.Namespace) -> None:
     from SoftActorCritic.plotting import plot_learning_curves
 
-    out = plot_learning_curves([Path(p) for p in args.run_dirs], Path(args.out))
-    print(f"learning curves written to {out}")
+    folders = [Path(p) for p in args.run_dirs]
+    if args.out is not None:
+        out = Path(args.out)
+    else:  # next to the runs: in the one folder given, or in the folders' common parent
+        out = (folders[0] if len(folders) == 1 else Path(os.path.commonpath([p.resolve() for p in folders])))
+        out = out / "learning_curves.png"
+    print(f"learning curves written to {plot_learning_curves(folders, out)}")
 
 
 def command_list(args: argparse.Namespace) -> None:
-    import yaml
-
-    for path in sorted(Path(args.dir).rglob("*.yaml")):
+    folder = Path(args.dir) if args.dir is not None else experiments_dir()
+    for path in sorted(folder.rglob("*.yaml")):
         try:
             description = (yaml.safe_load(path.read_text()) or {}).get("description", "")
         except yaml.YAMLError:
             description = "(not valid YAML)"
-        print(f"{str(path.relative_to(args.dir)):45s} {description}")
+        print(f"{path.relative_to(folder).with_suffix('').as_posix():40s} {description}")
 
 
 def command_fields(args: argparse.Namespace) -> None:
-    import dataclasses
-
-    from blocAndTools.experiment_spec import ExperimentSpec, field_docs
-
     docs = field_docs()
     for spec_field in dataclasses.fields(ExperimentSpec):
         default = spec_field.default if spec_field.default is not dataclasses.MISSING else spec_field.default_factory()
@@ -231,38 +301,46 @@ def command_fields(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m SoftActorCritic",
-                                     description="Soft Actor-Critic (TensorFlow 2) experiment runner.")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="sac", description="Soft Actor-Critic (TensorFlow 2): train, evaluate, "
+                                     "watch and export policies on gymnasium continuous-control tasks.")
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's own log lines")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    train = commands.add_parser("train", help="train from a spec file (a grid of specs, with reruns)")
-    train.add_argument("--spec", help="ExperimentSpec YAML file, e.g. experiments/pendulum.yaml")
+    train = commands.add_parser("train", help="train from a spec (a grid of specs, with reruns), or resume a run")
+    train.add_argument("--spec", help="spec YAML file, or a shipped experiment's name, e.g. pendulum (see `sac list`)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a spec field (repeatable); a list value makes a grid search")
+                       help="override a spec field (repeatable); a list value makes a grid search; with --resume "
+                            "only max_epoch=N, to extend the run")
     train.add_argument("--run-dir", help="run folder (default runs/<name>/<date-time>-seed<N>); with a grid "
                                          "or reruns, the parent folder")
     train.add_argument("--reruns", type=int, default=1, help="seeds per grid point: seed, seed+1, ...")
     train.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its checkpoint")
     train.set_defaults(func=command_train)
 
-    for name, helptext, func in (("eval", "evaluate a run's policy with tanh(mu)", command_eval),
+    for name, helptext, func in (("eval", "deterministic return of a run's policy, tanh(mu)", command_eval),
                                  ("play", "watch a run's policy, or record videos", command_play)):
         sub = commands.add_parser(name, help=helptext)
-        sub.add_argument("--run-dir", required=True, help="the run folder")
-        sub.add_argument("--episodes", type=int, default=10 if name == "eval" else 1)
-        sub.add_argument("--best", action="store_true", help="use the best policy instead of the last checkpoint")
+        sub.add_argument("--run-dir", required=True, help="the run folder (or a policy file)")
+        sub.add_argument("--episodes", type=int, default=10 if name == "eval" else 1, help="number of episodes")
+        sub.add_argument("--best", action="store_true", help="the best evaluated policy instead of the newest one")
         if name == "play":
             sub.add_argument("--record", action="store_true", help="write mp4 videos to <run-dir>/videos/")
         sub.set_defaults(func=func)
 
+    export = commands.add_parser("export", help="write a run's policy as a TensorFlow SavedModel")
+    export.add_argument("--run-dir", required=True, help="the run folder (or a policy file)")
+    export.add_argument("--best", action="store_true", help="the best evaluated policy instead of the newest one")
+    export.add_argument("--out", required=True, help="SavedModel folder to create (must not exist)")
+    export.set_defaults(func=command_export)
+
     plot = commands.add_parser("plot", help="learning curves (eval return vs env steps) of one or more runs")
     plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
                       help="run folders, or folders of runs (reruns are averaged)")
-    plot.add_argument("--out", default="learning_curves.png", help="image file to write")
+    plot.add_argument("--out", help="image file to write (default: learning_curves.png next to the runs)")
     plot.set_defaults(func=command_plot)
 
-    listing = commands.add_parser("list", help="the experiment files, with a one-line description each")
-    listing.add_argument("--dir", default=str(EXPERIMENTS_DIR), help="folder of spec files")
+    listing = commands.add_parser("list", help="the shipped experiments, with a one-line description each")
+    listing.add_argument("--dir", help="list the spec files of this folder instead")
     listing.set_defaults(func=command_list)
 
     fields = commands.add_parser("fields", help="every ExperimentSpec field with its default and meaning")
@@ -273,19 +351,5 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; exit status 0 done, 1 environment fault or divergence, 2 bad input, 130 interrupted."""
     args = build_parser().parse_args(argv)
-    from blocAndTools.errors import UserInputError
-    from blocAndTools.gym_playground import EnvironmentFault
-    from SoftActorCritic.agent import TrainingDiverged, TrainingInterrupted
-
-    try:
-        status = args.func(args)  # None, or the exit status of a child process
-    except UserInputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except TrainingInterrupted as error:
-        print(f"interrupted: {error}", file=sys.stderr)
-        return 130
-    except (EnvironmentFault, TrainingDiverged) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return status or 0
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if args.verbose else os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")
+    return run_command(lambda: args.func(args))

@@ -6,7 +6,6 @@ Q_theta_i:   (s, a) -> Q(s, a)                                        (twin soft
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Sequence
 
 import keras
@@ -14,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from blocAndTools.nn_blocs import ACTIVATIONS, build_mlp
+from blocAndTools.nn_blocs import build_mlp
 from SoftActorCritic.numpy_policy import LOG_STD_MAX, LOG_STD_MIN
 
 LOG_2 = float(np.log(2.0))
@@ -35,24 +34,6 @@ def actor_variables(phi: keras.Model) -> list[tf.Variable]:
     """phi's weights in the order NumpyActor.from_arrays reads them: trunk layers, then policy_mu, policy_log_std."""
     layers = phi.get_layer(f"{phi.name}_mlp").layers + [phi.get_layer("policy_mu"), phi.get_layer("policy_log_std")]
     return [variable for dense in layers for variable in (dense.kernel, dense.bias)]
-
-
-def actor_activation(phi: keras.Model) -> str:
-    """The name of phi's hidden activation, looked up in the table it was built from."""
-    trunk = phi.get_layer(f"{phi.name}_mlp").layers
-    return next(name for name, function in ACTIVATIONS.items() if function is trunk[0].activation)
-
-
-def save_actor_weights(phi: keras.Model, path: str | Path) -> None:
-    """Write phi's weights and activation name to an .npz for SoftActorCritic.numpy_policy.NumpyActor.load."""
-    *trunk, mu_kernel, mu_bias, log_std_kernel, log_std_bias = [variable.numpy() for variable in actor_variables(phi)]
-    arrays = {"mu_kernel": mu_kernel, "mu_bias": mu_bias, "log_std_kernel": log_std_kernel,
-              "log_std_bias": log_std_bias}
-    for i in range(len(trunk) // 2):
-        arrays[f"trunk_kernel_{i}"], arrays[f"trunk_bias_{i}"] = trunk[2 * i], trunk[2 * i + 1]
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as file:  # a file object: np.savez would append .npz to a name without it
-        np.savez(file, activation=np.array(actor_activation(phi)), **arrays)
 
 
 def build_state_value(obs_dim: int, hidden_layer_topo: Sequence[int], activation: str,

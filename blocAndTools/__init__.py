@@ -7,7 +7,7 @@ has TensorFlow loaded (see SoftActorCritic/record_video.py).
 import importlib
 
 _SUBMODULE_OF = {
-    "EnvironmentFault": "gym_playground",
+    "EnvironmentFault": "errors",
     "ExperimentSpec": "experiment_spec",
     "GymPlayground": "gym_playground",
     "Minibatch": "replay_buffer",

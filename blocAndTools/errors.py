@@ -1,5 +1,41 @@
-"""The one exception type for bad user input (spec values, files, environments)."""
+"""The exceptions that end a command, each with its exit status, and the one place that maps them.
+
+The CLI (SoftActorCritic.experiment_runner) and the TensorFlow-free video recorder print
+such an error as one line and exit with its status; anything else is a bug and keeps its
+traceback. This module imports nothing heavy, so commands fail fast on bad input.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Callable
 
 
 class UserInputError(ValueError):
-    """Bad input from the user: the runner prints its one-line message and exits with status 2."""
+    """Bad input from the user (spec values, files, environments): exit status 2."""
+
+
+class EnvironmentFault(RuntimeError):
+    """The environment itself raised during `step` or `reset`, or returned a non-finite value: exit status 1."""
+
+
+class TrainingDiverged(Exception):
+    """A loss, metric or weight became NaN or infinite: the run stopped without checkpointing it (exit 1)."""
+
+
+class TrainingInterrupted(Exception):
+    """SIGINT or SIGTERM arrived: a checkpoint was written and the run stopped (exit 130)."""
+
+
+EXIT_STATUS: dict[type[Exception], tuple[int, str]] = {
+    UserInputError: (2, "error"), EnvironmentFault: (1, "error"), TrainingDiverged: (1, "error"),
+    TrainingInterrupted: (130, "interrupted")}
+
+
+def run_command(command: Callable[[], int | None]) -> int:
+    """Run command(); an error of EXIT_STATUS is printed on one line to stderr and becomes its exit status."""
+    try:
+        return command() or 0
+    except tuple(EXIT_STATUS) as error:
+        status, prefix = next(value for kind, value in EXIT_STATUS.items() if isinstance(error, kind))
+        print(f"{prefix}: {error}", file=sys.stderr)
+        return status

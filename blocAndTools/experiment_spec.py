@@ -12,6 +12,7 @@ import difflib
 import inspect
 import itertools
 import math
+import os
 from pathlib import Path
 from typing import Any, Iterable, Union, get_args, get_origin, get_type_hints
 
@@ -130,8 +131,11 @@ class ExperimentSpec:
                 for key, value in dataclasses.asdict(self).items()}
 
     def to_yaml(self, path: str | Path) -> None:
-        """Write the resolved spec: loading it back gives an equal spec."""
-        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        """Write the resolved spec (loading it back gives an equal spec), atomically: a temporary name, then a rename."""
+        path = Path(path)
+        temporary = path.with_name(path.name + ".tmp")
+        temporary.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        os.replace(temporary, path)
 
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: Iterable[str] = ()) -> ExperimentSpec:
@@ -252,6 +256,11 @@ def load_raw_spec(path: str | Path, overrides: Iterable[str] = ()) -> dict[str, 
         raise UserInputError(f"spec file {str(path)!r} does not exist")
     try:
         raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise UserInputError(f"spec file {str(path)!r} is not valid YAML{where}: "
+                             f"{error.problem or error.context}") from None
     except (yaml.YAMLError, UnicodeDecodeError) as error:
         raise UserInputError(f"spec file {str(path)!r} is not valid YAML: "
                              f"{str(error).splitlines()[0]}") from None

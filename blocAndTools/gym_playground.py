@@ -19,12 +19,8 @@ import numpy as np
 from gymnasium.spaces import Box, Space
 from gymnasium.wrappers import RescaleAction
 
-from blocAndTools.errors import UserInputError
+from blocAndTools.errors import EnvironmentFault, UserInputError
 from blocAndTools.seeding import stream_seed
-
-
-class EnvironmentFault(RuntimeError):
-    """The environment itself raised during `step` or `reset` (not a user input error)."""
 
 
 def use_egl_without_display() -> None:
@@ -83,6 +79,8 @@ class GymPlayground:
 
         try:
             raw_env = gymnasium.make(env_id, **make_kwargs)
+        except ImportError as exc:  # `package.module:EnvId-v0`: gymnasium imports the module first
+            raise UserInputError(f"environment {env_id!r} cannot be imported: {_one_line(exc)}") from exc
         except gymnasium.error.DependencyNotInstalled as exc:
             raise UserInputError(
                 f"environment {env_id!r} needs an optional dependency that is not installed: {_one_line(exc)}"

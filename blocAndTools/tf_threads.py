@@ -1,4 +1,4 @@
-"""TensorFlow's thread pools, set for small networks on few CPU cores.
+"""TensorFlow in this project's processes: imported quietly, its thread pools set for small networks on few cores.
 
 On a 2-core CPU, one thread per op (intra_op 1) and one op per core at a time (inter_op 2)
 runs the SAC update 15-25 % faster than TensorFlow's defaults: the networks' independent
@@ -10,9 +10,8 @@ TF_NUM_INTEROP_THREADS, when set, always win.
 """
 from __future__ import annotations
 
+import logging
 import os
-
-import tensorflow as tf
 
 MEASURED_MAX_CPUS = 2
 _setting: str | None = None  # what the first call chose: TensorFlow's pools are fixed for the process
@@ -26,7 +25,32 @@ def configure_tensorflow_threads() -> str:
     return _setting
 
 
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow (and TensorFlow Probability) without the lines it prints on a CPU-only machine.
+
+    Those lines (CUDA probing, absl's "before InitializeLog" warning) come from C++ before any
+    Python setting applies, so stderr is pointed at /dev/null while TensorFlow loads and probes
+    its devices. TF_CPP_MIN_LOG_LEVEL below 2 (`sac --verbose` sets 0) keeps them.
+    """
+    if int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") or 0) < 2:
+        import tensorflow  # noqa: F401
+        return
+    saved_stderr, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import tensorflow as tf
+        import tensorflow_probability  # noqa: F401
+        tf.config.list_physical_devices("GPU")  # the CUDA probe; leaves the thread pools settable
+    finally:
+        os.dup2(saved_stderr, 2)
+        os.close(saved_stderr)
+        os.close(devnull)
+    tf.get_logger().setLevel(logging.ERROR)
+
+
 def _choose_and_apply() -> str:
+    import tensorflow as tf
+
     cpus = len(os.sched_getaffinity(0))
     if "TF_NUM_INTRAOP_THREADS" in os.environ or "TF_NUM_INTEROP_THREADS" in os.environ:
         return "TensorFlow threads from TF_NUM_INTRAOP_THREADS / TF_NUM_INTEROP_THREADS"

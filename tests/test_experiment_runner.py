@@ -1,45 +1,26 @@
 """The experiment runner CLI end to end on a tiny Pendulum spec, and its answers to bad input."""
-import contextlib
-import io
-import os
 import subprocess
 import sys
 import tempfile
 import unittest
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import yaml
 
+from blocAndTools.errors import UserInputError
 from blocAndTools.run_logging import PROGRESS_COLUMNS
-from SoftActorCritic.experiment_runner import main
+from SoftActorCritic import load_policy
+from SoftActorCritic.experiment_runner import experiments_dir, resolve_spec
+from tests.helpers import REPO, TINY_SPEC as TINY_SPEC_FIELDS, run_cli, run_command, write_spec
 
-REPO = Path(__file__).resolve().parent.parent
-TINY_SPEC = """\
-description: two short epochs on Pendulum, for tests
-env_id: Pendulum-v1
-max_epoch: 2
-timestep_per_epoch: 200
-max_trj_steps: 100
-min_pool_size: 100
-batch_size_in_ts: 32
-pool_capacity: 1000
-max_eval_trj: 1
-phi_nn_h_layer_topo: [16, 16]
-psi_nn_h_layer_topo: [16, 16]
-theta_nn_h_layer_topo: [16, 16]
-seed: 3
-"""
+TINY_SPEC = yaml.safe_dump(TINY_SPEC_FIELDS, sort_keys=False)  # as text, for modules that edit it
 
 
-def run_cli(*args: str) -> tuple[int, str, str]:
-    """main() in this process, returning (status, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            status = main(list(args))
-        except SystemExit as exit_:  # argparse errors
-            status = exit_.code
-    return status, out.getvalue(), err.getvalue()
+def folder_state(folder: Path) -> dict:
+    """Every file under folder with its size and modification time: to check that nothing was written."""
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.rglob("*"))}
 
 
 class TrainEndToEndTest(unittest.TestCase):
@@ -48,12 +29,9 @@ class TrainEndToEndTest(unittest.TestCase):
         cls.folder = tempfile.TemporaryDirectory()
         cls.root = Path(cls.folder.name)
         cls.spec_path = cls.root / "tiny.yaml"
-        cls.spec_path.write_text(TINY_SPEC)
+        write_spec(cls.spec_path)
         cls.run_dir = cls.root / "run"
-        env = dict(os.environ, PYTHONPATH=str(REPO))
-        cls.result = subprocess.run([sys.executable, "-m", "SoftActorCritic", "train", "--spec", str(cls.spec_path),
-                                     "--run-dir", str(cls.run_dir)], capture_output=True, text=True, env=env,
-                                    cwd=cls.root, timeout=300)
+        cls.result = run_command("train", "--spec", str(cls.spec_path), "--run-dir", str(cls.run_dir))
 
     @classmethod
     def tearDownClass(cls):
@@ -63,6 +41,9 @@ class TrainEndToEndTest(unittest.TestCase):
         self.assertEqual(self.result.returncode, 0, self.result.stderr[-2000:])
         rows = [line for line in self.result.stdout.splitlines() if line.startswith("epoch ")]
         self.assertEqual(len(rows), 2, self.result.stdout)
+
+    def test_tensorflow_prints_nothing_unless_verbose(self):
+        self.assertEqual(self.result.stderr, "")
 
     def test_run_folder_holds_spec_progress_tensorboard_and_checkpoints(self):
         progress = pd.read_csv(self.run_dir / "progress.csv")
@@ -82,14 +63,56 @@ class TrainEndToEndTest(unittest.TestCase):
         second = pd.read_csv(rerun_dir / "progress.csv").drop(columns=["wall_time_s", "steps_per_s"])
         pd.testing.assert_frame_equal(first, second)
 
-    def test_eval_and_plot_work_on_the_run(self):
+    def test_eval_names_the_policy_it_evaluated(self):
         status, out, err = run_cli("eval", "--run-dir", str(self.run_dir), "--episodes", "2")
         self.assertEqual(status, 0, err)
+        self.assertIn("checkpoints/policy-400.npz (env step 400)", out)
         self.assertIn("deterministic return over 2 episodes", out)
+        self.assertEqual(run_cli("eval", "--run-dir", str(self.run_dir), "--episodes", "0")[0], 2)
+
+    def test_best_policy_is_kept_without_a_goal_and_eval_best_uses_it(self):
+        progress = pd.read_csv(self.run_dir / "progress.csv")
+        self.assertIsNone(yaml.safe_load((self.run_dir / "spec.yaml").read_text())["expected_reward_goal"])
+        best = load_policy(self.run_dir, best=True)
+        self.assertEqual(best.eval_return, progress["eval_return_mean"].max())
+        self.assertEqual(best.env_steps, progress.loc[progress["eval_return_mean"].idxmax(), "env_steps"])
+        status, out, err = run_cli("eval", "--run-dir", str(self.run_dir), "--best", "--episodes", "1")
+        self.assertEqual(status, 0, err)
+        self.assertIn("best_policy/policy.npz", out)
+
+    def test_checkpoint_policy_acts_like_the_last_phi(self):
+        policy = load_policy(self.run_dir)
+        self.assertEqual((policy.env_id, policy.obs_dim, policy.act_dim, policy.env_steps), ("Pendulum-v1", 3, 1, 400))
+        np.testing.assert_array_equal(policy.action_low, [-2.0])
+        actions = policy(np.random.default_rng(0).normal(size=(50, 3)))
+        self.assertTrue(np.all(np.abs(actions) <= 2.0) and actions.std() > 0)
+
+    def test_plot_writes_next_to_the_run_unless_out(self):
+        status, out, err = run_cli("plot", str(self.run_dir))
+        self.assertEqual(status, 0, err)
+        self.assertGreater((self.run_dir / "learning_curves.png").stat().st_size, 1000)
         image = self.root / "curves.png"
         status, out, err = run_cli("plot", str(self.run_dir), "--out", str(image))
         self.assertEqual(status, 0, err)
         self.assertGreater(image.stat().st_size, 1000)
+
+    def test_resuming_a_finished_run_says_so_and_writes_nothing(self):
+        before = folder_state(self.run_dir)
+        status, out, err = run_cli("train", "--resume", "--run-dir", str(self.run_dir))
+        self.assertEqual((status, err), (0, ""))
+        self.assertIn("has finished its 2 epochs", out)
+        self.assertEqual(len(out.strip().splitlines()), 1)
+        self.assertEqual(folder_state(self.run_dir), before)
+
+    def test_resume_refuses_any_change_but_max_epoch(self):
+        before = folder_state(self.run_dir)
+        for change in ("seed=4", "learning_rate=0.1", "max_epoch=1"):
+            with self.subTest(change=change):
+                status, _, err = run_cli("train", "--resume", "--run-dir", str(self.run_dir), "--set", change)
+                self.assertEqual(status, 2, err)
+                self.assertIn(change.split("=")[0], err)
+                self.assertEqual(len(err.strip().splitlines()), 1, err)
+        self.assertEqual(folder_state(self.run_dir), before)
 
     def test_existing_run_folder_is_refused_and_left_untouched(self):
         before = (self.run_dir / "progress.csv").read_bytes()
@@ -99,12 +122,24 @@ class TrainEndToEndTest(unittest.TestCase):
         self.assertEqual((self.run_dir / "progress.csv").read_bytes(), before)
 
 
+class ExtendRunTest(unittest.TestCase):
+    def test_resume_with_a_larger_max_epoch_extends_a_finished_run(self):
+        with tempfile.TemporaryDirectory() as folder:
+            run_dir = Path(folder) / "run"
+            spec = write_spec(Path(folder) / "tiny.yaml", max_epoch=1)
+            self.assertEqual(run_cli("train", "--spec", str(spec), "--run-dir", str(run_dir))[0], 0)
+            status, out, err = run_cli("train", "--resume", "--run-dir", str(run_dir), "--set", "max_epoch=2")
+            self.assertEqual(status, 0, err)
+            self.assertEqual(pd.read_csv(run_dir / "progress.csv")["epoch"].tolist(), [1, 2])
+            self.assertEqual(yaml.safe_load((run_dir / "spec.yaml").read_text())["max_epoch"], 2)
+            self.assertEqual(load_policy(run_dir).env_steps, 400)
+
+
 class BadInputTest(unittest.TestCase):
     def setUp(self):
         self.folder = tempfile.TemporaryDirectory()
         self.root = Path(self.folder.name)
-        self.spec_path = self.root / "tiny.yaml"
-        self.spec_path.write_text(TINY_SPEC)
+        self.spec_path = write_spec(self.root / "tiny.yaml")
 
     def tearDown(self):
         self.folder.cleanup()
@@ -118,7 +153,7 @@ class BadInputTest(unittest.TestCase):
         self.assertFalse((self.root / "run").exists())
 
     def test_each_bad_input_gets_one_line_and_status_2(self):
-        self.assertRejected("does not exist", "--spec", str(self.root / "missing.yaml"))
+        self.assertRejected("no such file", "--spec", str(self.root / "missing.yaml"))
         self.assertRejected("did you mean 'learning_rate'", "--spec", str(self.spec_path), "--set",
                             "learnig_rate=0.1")
         self.assertRejected("'learning_rate' = -0.1", "--spec", str(self.spec_path), "--set", "learning_rate=-0.1")
@@ -128,6 +163,21 @@ class BadInputTest(unittest.TestCase):
                             "env_id=NoSuchEnv-v0")
         self.assertRejected("SAC needs a Box action space", "--spec", str(self.spec_path), "--set",
                             "env_id=CartPole-v1")
+        self.assertRejected("cannot be imported", "--spec", str(self.spec_path), "--set",
+                            "env_id=no_such_package.envs:Thing-v0")
+        self.assertRejected("nor a shipped experiment", "--spec", "no_such_experiment")
+
+    def test_yaml_syntax_error_names_line_and_column(self):
+        self.spec_path.write_text("env_id: Pendulum-v1\nmax_epoch: [1, 2\nseed: 0\n")
+        self.assertRejected("is not valid YAML at line 3, column 5", "--spec", str(self.spec_path))
+
+    def test_eval_play_export_refuse_a_folder_without_policy(self):
+        for command in (["eval"], ["play", "--record"], ["export", "--out", str(self.root / "model")]):
+            with self.subTest(command=command[0]):
+                status, _, err = run_cli(*command, "--run-dir", str(self.root))
+                self.assertEqual(status, 2, err)
+                self.assertIn("holds no policy file", err)
+        self.assertFalse((self.root / "model").exists())
 
     def test_grid_and_reruns_make_one_run_per_point_and_seed(self):
         status, out, err = run_cli("train", "--spec", str(self.spec_path), "--run-dir", str(self.root / "grid"),
@@ -144,12 +194,61 @@ class BadInputTest(unittest.TestCase):
         self.assertIn("learning curves written", out)
 
 
-class ListTest(unittest.TestCase):
-    def test_list_shows_every_experiment_file_with_its_description(self):
+class ShippedExperimentsTest(unittest.TestCase):
+    def test_list_shows_every_shipped_experiment_by_the_name_spec_takes(self):
         status, out, _ = run_cli("list")
         self.assertEqual(status, 0)
-        self.assertIn("pendulum.yaml", out)
-        self.assertEqual(len(out.strip().splitlines()), len(list((REPO / "experiments").rglob("*.yaml"))))
+        names = [line.split()[0] for line in out.strip().splitlines()]
+        self.assertIn("pendulum", names)
+        self.assertIn("sac/hopper_clipq", names)
+        self.assertEqual(len(names), len(list(experiments_dir().rglob("*.yaml"))))
+        for name in names:
+            self.assertTrue(resolve_spec(name).is_file(), name)
+
+    def test_spec_takes_a_path_or_a_shipped_name(self):
+        self.assertEqual(resolve_spec("pendulum"), experiments_dir() / "pendulum.yaml")
+        self.assertEqual(resolve_spec("sac/hopper_clipq.yaml"), experiments_dir() / "sac" / "hopper_clipq.yaml")
+        self.assertEqual(resolve_spec(str(REPO / "experiments" / "hopper.yaml")), REPO / "experiments" / "hopper.yaml")
+        with self.assertRaises(UserInputError):
+            resolve_spec("/no/such/file.yaml")
+
+
+class QuietFastCommandsTest(unittest.TestCase):
+    def test_help_list_fields_and_input_errors_do_not_import_tensorflow(self):
+        for argv in (["--help"], ["train", "--help"], ["list"], ["fields"], ["train", "--spec", "missing"],
+                     ["train", "--spec", "pendulum", "--set", "learnig_rate=1"], ["eval", "--run-dir", "."]):
+            with self.subTest(argv=argv):
+                code = (f"import sys; from SoftActorCritic.experiment_runner import main\n"
+                        f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+                        f"assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
+                result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                                        timeout=60)
+                self.assertEqual(result.returncode, 0, result.stderr[-1000:])
+
+    def test_every_option_has_a_help_text(self):
+        from SoftActorCritic.experiment_runner import build_parser
+
+        parsers = [build_parser()]
+        for parser in parsers:
+            for action in parser._actions:
+                if action.choices and isinstance(action.choices, dict):
+                    parsers.extend(action.choices.values())
+                elif action.dest != "help":
+                    self.assertTrue(action.help, f"{parser.prog} {action.dest}")
+
+
+class CustomEnvironmentTest(unittest.TestCase):
+    def test_a_module_env_id_works_with_train_eval_and_export(self):
+        with tempfile.TemporaryDirectory() as folder:
+            root = Path(folder)
+            spec = write_spec(root / "custom.yaml", env_id="tests.custom_env:ReachTarget-v0", max_epoch=1,
+                              max_trj_steps=None)
+            self.assertEqual(run_cli("train", "--spec", str(spec), "--run-dir", str(root / "run"))[0], 0)
+            status, out, err = run_cli("eval", "--run-dir", str(root / "run"), "--episodes", "2")
+            self.assertEqual(status, 0, err)
+            self.assertIn("tests.custom_env:ReachTarget-v0: deterministic return over 2 episodes", out)
+            policy = load_policy(root / "run")
+            np.testing.assert_array_equal((policy.action_low, policy.action_high), ([-0.5], [0.5]))
 
 
 if __name__ == "__main__":

@@ -188,12 +188,17 @@ class CorruptFilesTest(TempFolderTest):
     def test_truncated_tensorflow_checkpoint(self):
         data = next((self.run_dir / "checkpoints").glob("ckpt-200.data-*"))
         data.write_bytes(data.read_bytes()[:100])
-        self.assert_clear_refusal("eval", "--run-dir", str(self.run_dir))
-        self.assert_clear_refusal("train", "--resume", "--run-dir", str(self.run_dir))
+        self.assert_clear_refusal("train", "--resume", "--run-dir", str(self.run_dir), "--set", "max_epoch=2")
+
+    def test_truncated_policy_file(self):
+        policy = self.run_dir / "checkpoints" / "policy-200.npz"
+        policy.write_bytes(policy.read_bytes()[:100])
+        for command in ("eval", "play --record", "export --out model"):
+            self.assert_clear_refusal(*command.split(), "--run-dir", str(self.run_dir))
 
     def test_garbage_replay_buffer_file(self):
         (self.run_dir / "checkpoints" / "replay_buffer-200.npz").write_bytes(b"not a zip file at all")
-        self.assert_clear_refusal("train", "--resume", "--run-dir", str(self.run_dir))
+        self.assert_clear_refusal("train", "--resume", "--run-dir", str(self.run_dir), "--set", "max_epoch=2")
 
     def test_corrupt_spec_yaml(self):
         (self.run_dir / "spec.yaml").write_text("alpha: [unclosed\n")

@@ -1,0 +1,56 @@
+"""What several test modules share: a tiny spec, the CLI run in-process or as a command, a tiny brain."""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Two short epochs on Pendulum with small networks: a whole run takes seconds.
+TINY_SPEC = {
+    "description": "two short epochs on Pendulum, for tests", "env_id": "Pendulum-v1", "max_epoch": 2,
+    "timestep_per_epoch": 200, "max_trj_steps": 100, "min_pool_size": 100, "batch_size_in_ts": 32,
+    "pool_capacity": 1000, "max_eval_trj": 1, "phi_nn_h_layer_topo": [16, 16], "psi_nn_h_layer_topo": [16, 16],
+    "theta_nn_h_layer_topo": [16, 16], "seed": 3}
+
+
+def write_spec(path: Path, **changes) -> Path:
+    """TINY_SPEC with some fields changed, written as YAML to path."""
+    path.write_text(yaml.safe_dump({**TINY_SPEC, **changes}, sort_keys=False))
+    return path
+
+
+def run_cli(*args: str) -> tuple[int, str, str]:
+    """The CLI's main() in this process: (exit status, stdout, stderr)."""
+    from SoftActorCritic.experiment_runner import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            status = main(list(args))
+        except SystemExit as exit_:  # argparse errors
+            status = exit_.code
+    return status, out.getvalue(), err.getvalue()
+
+
+def run_command(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`python -m SoftActorCritic ARGS` as a separate process, run from the clone (so it imports this checkout)."""
+    return subprocess.run([sys.executable, "-m", "SoftActorCritic", *args], capture_output=True, text=True,
+                          cwd=REPO if cwd is None else cwd, timeout=timeout,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+
+
+def tiny_brain(obs_dim: int, act_dim: int, activation: str = "relu", seed: int = 0):
+    """A SoftActorCriticBrain with 8-wide networks."""
+    from blocAndTools.experiment_spec import ExperimentSpec
+    from SoftActorCritic.brain import SoftActorCriticBrain
+
+    spec = ExperimentSpec(hidden_activation=activation, seed=seed, phi_nn_h_layer_topo=(8, 8),
+                          psi_nn_h_layer_topo=(8,), theta_nn_h_layer_topo=(8,))
+    return SoftActorCriticBrain(spec, obs_dim, act_dim)

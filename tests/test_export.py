@@ -1,0 +1,74 @@
+"""`sac export`: a SavedModel that acts like load_policy in a process without this project."""
+import json
+import subprocess
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+
+import numpy as np
+
+from SoftActorCritic.export import export_saved_model
+from SoftActorCritic.numpy_policy import Policy, checkpoint_policy_path
+from tests.helpers import run_cli
+from tests.test_numpy_policy import random_actor
+
+# Run in a fresh interpreter where importing this project fails: the SavedModel must need none of it.
+CONSUMER = """
+import json, sys
+sys.modules["SoftActorCritic"] = None
+sys.modules["blocAndTools"] = None
+import tensorflow as tf
+model = tf.saved_model.load(sys.argv[1])
+serve = model.signatures["serving_default"]
+obs = tf.constant(json.loads(sys.argv[2]), tf.float32)
+spec = serve.structured_input_signature[1]["obs"]
+print(json.dumps({"action": serve(obs=obs)["action"].numpy().tolist(), "obs_shape": spec.shape.as_list(),
+                  "outputs": sorted(serve.structured_outputs)}))
+"""
+
+
+class ExportTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.folder = tempfile.TemporaryDirectory()
+        cls.run_dir = Path(cls.folder.name) / "run"
+        actor = random_actor(obs_dim=3, act_dim=2, seed=7)
+        cls.policy = Policy(actor, [0.0, -1.0], [1.0, 3.0], "Whatever-v0")
+        cls.policy.save(checkpoint_policy_path(cls.run_dir, 1000))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.folder.cleanup()
+
+    def test_saved_model_gives_load_policy_actions_without_the_project(self):
+        out = Path(self.folder.name) / "model"
+        status, stdout, err = run_cli("export", "--run-dir", str(self.run_dir), "--out", str(out))
+        self.assertEqual(status, 0, err)
+        self.assertIn("policy-1000.npz", stdout)
+        obs = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
+        result = subprocess.run([sys.executable, "-c", CONSUMER, str(out), json.dumps(obs.tolist())],
+                                capture_output=True, text=True, cwd=Path(self.folder.name), timeout=120)
+        self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+        served = json.loads(result.stdout.strip().splitlines()[-1])
+        self.assertEqual((served["obs_shape"], served["outputs"]), ([None, 3], ["action"]))
+        np.testing.assert_allclose(served["action"], self.policy(obs), atol=1e-5)
+
+    def test_existing_out_is_refused_and_left_untouched(self):
+        out = Path(self.folder.name) / "taken"
+        out.mkdir()
+        (out / "keep.txt").write_text("mine")
+        status, _, err = run_cli("export", "--run-dir", str(self.run_dir), "--out", str(out))
+        self.assertEqual(status, 2)
+        self.assertIn("already exists", err)
+        self.assertEqual([p.name for p in out.iterdir()], ["keep.txt"])
+
+    def test_export_leaves_no_partial_folder(self):
+        out = Path(self.folder.name) / "direct"
+        export_saved_model(self.policy, out)
+        self.assertTrue((out / "saved_model.pb").is_file())
+        self.assertFalse(out.with_name("direct.partial").exists())
+
+
+if __name__ == "__main__":
+    unittest.main()
