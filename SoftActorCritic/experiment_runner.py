@@ -352,4 +352,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; exit status 0 done, 1 environment fault or divergence, 2 bad input, 130 interrupted."""
     args = build_parser().parse_args(argv)
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if args.verbose else os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")
-    return run_command(lambda: args.func(args))
+    try:
+        return run_command(lambda: args.func(args))
+    except BrokenPipeError:  # e.g. `sac list | head`: the reader left; say nothing more (Python docs' recipe)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1

@@ -44,7 +44,7 @@ class ExperimentSpec:
     env_kwargs: dict = dataclasses.field(default_factory=dict)
     """Keyword arguments for gymnasium.make, e.g. {continuous: true} for LunarLander-v3."""
     seed: int = 0
-    """Seed of the networks, the replay buffer sampler and the environments."""
+    """Seed of the run: every random stream (environment, warm-up actions, action noise, replay sampler, update noise, initial weights, evaluation episodes) is drawn from its own child of numpy.random.SeedSequence(seed), see blocAndTools/seeding.py."""
     max_trj_steps: int | None = None
     """Time limit of a trajectory in steps (None keeps the environment's own limit)."""
 
@@ -62,9 +62,9 @@ class ExperimentSpec:
     batch_size_in_ts: int = 256
     """Minibatch size in transitions."""
     max_eval_trj: int = 10
-    """Evaluation episodes with the deterministic policy tanh(mu) after each epoch."""
+    """Evaluation episodes with the deterministic policy tanh(mu) after each epoch, from the same start states each time."""
     expected_reward_goal: float | None = None
-    """Eval return at which the policy is saved as the best policy (None: never)."""
+    """Eval return announced as the goal reached (the best policy is kept in any case); None: no goal."""
     checkpoint_interval: int = 1
     """Epochs between two checkpoints (a checkpoint is also written at the end)."""
     deterministic_ops: bool = True
