@@ -54,7 +54,7 @@ class SoftActorCriticAgent:
     def _act(self) -> np.ndarray:
         if self.env_steps < self.spec.min_pool_size:
             return self.playground.sample_random_action()
-        return self.brain.sample_action(self._obs)
+        return self.brain.numpy_actor().sample(self._obs, self.brain.action_rng)
 
     def run_epoch(self, advance=lambda n=1: None) -> dict[str, Any]:
         """Environment steps (with their gradient steps) up to the end of the current epoch.
@@ -102,7 +102,7 @@ class SoftActorCriticAgent:
 
     def evaluate(self, n_episodes: int) -> list[float]:
         """Returns of n_episodes with the deterministic policy tanh(mu), from the same start states every epoch."""
-        return [self.eval_playground.run_episode(self.brain.deterministic_action, seed)
+        return [self.eval_playground.run_episode(self.brain.numpy_actor(), seed)
                 for seed in episode_seeds(self.spec.seed, n_episodes)]
 
     # ------------------------------------------------------------------ train
@@ -115,12 +115,13 @@ class SoftActorCriticAgent:
                 steps_left = (self.epoch + 1) * spec.timestep_per_epoch - self.env_steps  # fewer after a resume
                 with view.epoch_progress(self.epoch + 1, steps_left) as advance:
                     metrics = self.run_epoch(advance)
+                epoch_time = time.perf_counter() - start
+                self.check_finite()  # never evaluate, keep or checkpoint a non-finite policy
+                eval_returns = self.evaluate(spec.max_eval_trj)
             except (TrainingInterrupted, EnvironmentFault):
                 if self.checkpointer:  # the state is consistent up to the last completed step
                     self.save_checkpoint()
                 raise
-            epoch_time = time.perf_counter() - start
-            eval_returns = self.evaluate(spec.max_eval_trj)
             self.epoch += 1
             self.elapsed_s += time.perf_counter() - start
             row = {"epoch": self.epoch, "env_steps": self.env_steps,
@@ -168,8 +169,23 @@ class SoftActorCriticAgent:
                 "playground": self.playground.get_rng_state(),
                 "action_rng": self.brain.action_rng.bit_generator.state}
 
+    def check_finite(self) -> None:
+        """Raise TrainingDiverged, naming them, if any variable a checkpoint holds became NaN or infinite.
+
+        The per-step guard sees the losses; a finite loss can still have an infinite gradient
+        that turns weights or Adam moments non-finite after the step: this check catches them.
+        """
+        bad = self.brain.non_finite_variables()
+        if bad:
+            kept = "" if self.checkpointer is None or self.checkpointer.latest_number is None else \
+                f" (at env step {self.checkpointer.latest_number})"
+            raise TrainingDiverged(f"{', '.join(bad[:3])}{' and others' if len(bad) > 3 else ''} became non-finite "
+                                   f"by env step {self.env_steps}; the run stopped and its last good checkpoint"
+                                   f"{kept} is kept")
+
     def save_checkpoint(self) -> None:
         """Checkpoint numbered by env steps, with its policy file; a resumed run starts a fresh episode from here."""
+        self.check_finite()
         self.policy().save(checkpoint_policy_path(self.run_dir, self.env_steps))
         self.checkpointer.save(self.env_steps, self.buffer, self.run_state())
 

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from blocAndTools.experiment_spec import ExperimentSpec
-from blocAndTools.nn_blocs import FusedAdam, polyak_update
+from blocAndTools.nn_blocs import FusedAdam, polyak_update, variable_name
 from blocAndTools.replay_buffer import pack_transitions, transition_columns
 from blocAndTools.seeding import stream_seed
 from SoftActorCritic.networks import (actor_variables, build_gaussian_policy, build_state_action_value,
@@ -79,14 +79,16 @@ class SoftActorCriticBrain:
         self.optimizers = {loss: FusedAdam(variables, self._learning_rate(loss), name=f"adam_{loss}")
                            for loss, variables in self.trained_by_loss.items()}
 
-        # Acting goes through a NumPy copy of phi (~15 us per observation instead of ~400 us for a
-        # TensorFlow call); the update returns phi's new weights flat, so refreshing the copy costs one read.
-        self.action_rng = np.random.default_rng(stream_seed(spec.seed, "action_noise"))  # eps of sample_action; saved with checkpoints
+        # Acting goes through a NumPy copy of phi: a TensorFlow call per action costs far more than the
+        # forward pass. The update returns phi's new weights flat, so refreshing the copy costs one read.
+        self.action_rng = np.random.default_rng(stream_seed(spec.seed, "action_noise"))  # eps of acting; checkpointed
         self._actor_variables = actor_variables(self.phi)
         self._actor_shapes = [tuple(variable.shape) for variable in self._actor_variables]
         self._actor_splits = np.cumsum([int(np.prod(shape)) for shape in self._actor_shapes])[:-1]
         self._actor: NumpyActor | None = None  # None: rebuild before the next action
         self._new_actor_weights: tf.Tensor | None = None  # phi's weights flat, from the last train_step
+
+        self._read_actor_weights = tf.function(self._actor_weights_flat, input_signature=[]).get_concrete_function()
 
         self.noise = tf.random.Generator.from_seed(stream_seed(spec.seed, "update_noise"))  # eps of the update
         self.gradient_step = tf.Variable(0, dtype=tf.int64, name="gradient_step")
@@ -108,29 +110,51 @@ class SoftActorCriticBrain:
         return tf.exp(self.log_alpha) if self.spec.learns_alpha else tf.constant(self.spec.alpha)
 
     def sample_action(self, obs: np.ndarray) -> np.ndarray:
-        """Stochastic action a = tanh(mu + std * eps) in [-1, 1], eps from action_rng; one obs or a batch."""
-        return self.numpy_actor().sample(obs, self.action_rng)
+        """Stochastic action a = tanh(mu + std * eps) in [-1, 1] from phi's current weights, eps from action_rng.
+
+        One observation or a batch. Reads phi's weights at each call (one compiled read), so any
+        write to phi (set_weights, a checkpoint restore) is seen; the training loop acts with
+        numpy_actor() instead, whose copy train_step keeps current.
+        """
+        return self._current_actor().sample(obs, self.action_rng)
 
     def deterministic_action(self, obs: np.ndarray) -> np.ndarray:
-        """tanh(mu): the action used for evaluation and deployment; one obs or a batch."""
-        return self.numpy_actor()(obs)
+        """tanh(mu) from phi's current weights: the action used for evaluation and deployment; one obs or a batch."""
+        return self._current_actor()(obs)
+
+    def _current_actor(self) -> NumpyActor:
+        self._actor, self._new_actor_weights = None, self._read_actor_weights()
+        return self.numpy_actor()
 
     def numpy_actor(self) -> NumpyActor:
-        """phi in NumPy, rebuilt after phi changed: from the weights the last train_step returned, else
-        from phi's variables (after actor_weights_changed())."""
+        """phi in NumPy as of the last train_step (or actor_weights_changed()): the training loop's fast path.
+
+        Rebuilt lazily from the weights train_step returned; code that writes phi in another way
+        calls actor_weights_changed() (the agent does after a restore).
+        """
         if self._actor is None:
             if self._new_actor_weights is None:
-                arrays = [variable.numpy() for variable in self._actor_variables]
-            else:
-                flat = self._new_actor_weights.numpy()
-                arrays = [part.reshape(shape) for part, shape in zip(np.split(flat, self._actor_splits),
-                                                                     self._actor_shapes)]
+                self._new_actor_weights = self._read_actor_weights()
+            flat = self._new_actor_weights.numpy()
+            arrays = [part.reshape(shape) for part, shape in zip(np.split(flat, self._actor_splits),
+                                                                 self._actor_shapes)]
             self._actor, self._new_actor_weights = NumpyActor.from_arrays(arrays, self.spec.hidden_activation), None
         return self._actor
 
     def actor_weights_changed(self) -> None:
-        """Call after writing phi's weights other than by train_step (checkpoint restore, set_weights)."""
+        """Call after writing phi's weights other than by train_step, before acting with numpy_actor()."""
         self._actor = self._new_actor_weights = None
+
+    def non_finite_variables(self) -> list[str]:
+        """The names of the variables a checkpoint holds (networks, optimizer moments, log_alpha) that hold a NaN
+        or an infinity: a checkpoint or policy is written only when this is empty."""
+        bad = []
+        for key, trackable in self.trackables().items():
+            for variable in [trackable] if isinstance(trackable, tf.Variable) else getattr(trackable, "variables", []):
+                if tf.as_dtype(variable.dtype).is_floating and not np.isfinite(variable.numpy()).all():
+                    name = variable_name(variable)
+                    bad.append(name if name.startswith(key) else f"{key}/{name}")  # e.g. optimizer_q1_loss/m:0
+        return bad
 
     # --------------------------------------------------------------- learning
     def train_step(self, batch: Batch) -> dict[str, tf.Tensor]:
@@ -163,8 +187,12 @@ class SoftActorCriticBrain:
             polyak_update(online.trainable_variables, frozen.variables, tau)
         # The divergence guard's input: one boolean, cheap to read back after every step.
         metrics["all_finite"] = tf.reduce_all([tf.math.is_finite(value) for value in metrics.values()])
-        metrics["actor_weights"] = tf.concat([tf.reshape(variable, [-1]) for variable in self._actor_variables], 0)
+        metrics["actor_weights"] = self._actor_weights_flat()
         return metrics
+
+    def _actor_weights_flat(self) -> tf.Tensor:
+        """phi's weights as one flat vector, in NumpyActor.from_arrays' order (one read instead of one per variable)."""
+        return tf.concat([tf.reshape(variable, [-1]) for variable in self._actor_variables], 0)
 
     def _q_backup(self, q_values: list[tf.Tensor]) -> tf.Tensor:
         """The value the policy is judged by: Q_1 (single), min of both (clipped), mean of both (double)."""

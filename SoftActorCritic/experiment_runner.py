@@ -120,8 +120,11 @@ def train_one(spec: ExperimentSpec, run_dir: Path, resume: bool, view: ConsoleVi
         files = ProgressFiles(run_dir, keep_epochs=agent.epoch)
         try:
             agent.train(view, files)
-        except (TrainingInterrupted, EnvironmentFault) as error:
-            raise type(error)(f"{error}; checkpoint saved at env step {agent.env_steps}, continue with: "
+        except (TrainingInterrupted, EnvironmentFault) as error:  # the agent checkpointed what it could
+            latest = agent.checkpointer.latest_number
+            if latest is None:
+                raise type(error)(f"{error}; no checkpoint was written: start the run again") from error
+            raise type(error)(f"{error}; checkpoint saved at env step {latest}, continue with: "
                               f"sac train --resume --run-dir {run_dir}") from error
         finally:
             files.close()

@@ -93,15 +93,15 @@ def time_train_step(spec: ExperimentSpec, blocks: int, steps_per_block: int) -> 
 
 
 def time_action(width: int, repeats: int = 2000) -> float:
-    """Median microseconds of brain.sample_action on one observation."""
+    """Median microseconds of one stochastic action on one observation, as the training loop acts."""
     brain = SoftActorCriticBrain(ExperimentSpec(phi_nn_h_layer_topo=(width, width)), OBS_DIM, ACT_DIM)
     obs = np.zeros(OBS_DIM, np.float32)
-    brain.sample_action(obs)
+    brain.numpy_actor().sample(obs, brain.action_rng)
     samples = []
     for _ in range(5):
         start = time.perf_counter()
         for _ in range(repeats // 5):
-            brain.sample_action(obs)
+            brain.numpy_actor().sample(obs, brain.action_rng)
         samples.append((time.perf_counter() - start) / (repeats // 5) * 1e6)
     return statistics.median(samples)
 

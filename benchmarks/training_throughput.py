@@ -77,7 +77,7 @@ def measure(spec: ExperimentSpec, steps: int) -> dict:
     agent.epoch += 1
 
     watches = Stopwatches()
-    agent.brain.sample_action = watches.wrap("act", agent.brain.sample_action)
+    agent._act = watches.wrap("act", agent._act)
     agent.playground.step = watches.wrap("env_step", agent.playground.step)
     agent.buffer.add = watches.wrap("buffer_add", agent.buffer.add)
     agent.buffer.sample = watches.wrap("buffer_sample", agent.buffer.sample)

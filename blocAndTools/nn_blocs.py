@@ -47,11 +47,11 @@ def check_matching_variables(source_variables: Sequence[tf.Variable],
                          f"but {len(target_variables)} target variables")
     for source, target in zip(source_variables, target_variables):
         if source.shape != target.shape:
-            raise ValueError(f"polyak_update: shape mismatch between {_name(source)} {source.shape} "
-                             f"and {_name(target)} {target.shape}")
+            raise ValueError(f"polyak_update: shape mismatch between {variable_name(source)} {source.shape} "
+                             f"and {variable_name(target)} {target.shape}")
 
 
-def _name(variable: tf.Variable) -> str:
+def variable_name(variable: tf.Variable) -> str:
     return getattr(variable, "path", variable.name)  # Keras 3 variables have a path, tf.Variables a name
 
 

@@ -1,4 +1,7 @@
 """SoftActorCriticBrain: each loss against a NumPy hand computation, the update step, the target update."""
+import os
+import shutil
+import tempfile
 import unittest
 
 import numpy as np
@@ -240,17 +243,29 @@ class ActingTest(unittest.TestCase):
             self.assertGreater(np.abs(after - before).max(), 1e-6)  # phi moved, and acting saw it
             np.testing.assert_allclose(after, np.tanh(self.keras_mu_log_std(brain, obs)[0]), atol=1e-6)
 
-    def test_weights_written_outside_train_step_need_actor_weights_changed(self):
+    def test_acting_follows_any_write_to_phi(self):
         brain = tiny_brain()
         obs = np.random.default_rng(0).normal(size=(8, OBS_DIM)).astype(np.float32)
         brain.train_step(random_batch(np.random.default_rng(1), 16))
-        stale = brain.deterministic_action(obs)
-        for variable in brain.phi.trainable_variables:
-            variable.assign(variable * 0.5)
-        np.testing.assert_array_equal(brain.deterministic_action(obs), stale)  # the copy is not re-read by itself
-        brain.actor_weights_changed()
-        np.testing.assert_allclose(brain.deterministic_action(obs), np.tanh(self.keras_mu_log_std(brain, obs)[0]),
-                                   atol=1e-6)
+        folder = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, folder)
+        saved = tf.train.Checkpoint(phi=brain.phi).write(os.path.join(folder, "phi"))
+        writes = {"assign": lambda: [v.assign(v * 0.5) for v in brain.phi.trainable_variables],
+                  "set_weights": lambda: brain.phi.set_weights([w * -1.5 for w in brain.phi.get_weights()]),
+                  "checkpoint restore": lambda: tf.train.Checkpoint(phi=brain.phi).read(saved).assert_consumed()}
+        for name, write in writes.items():
+            with self.subTest(write=name):
+                before = brain.deterministic_action(obs)
+                write()
+                expected = np.tanh(self.keras_mu_log_std(brain, obs)[0])
+                self.assertGreater(np.abs(expected - before).max(), 1e-4)  # the write changed the policy
+                np.testing.assert_allclose(brain.deterministic_action(obs), expected, atol=1e-6)
+                mu, log_std = self.keras_mu_log_std(brain, obs)
+                rng_state = brain.action_rng.bit_generator.state
+                actions = brain.sample_action(obs)
+                brain.action_rng.bit_generator.state = rng_state
+                noise = brain.action_rng.standard_normal(mu.shape, dtype=np.float32)
+                np.testing.assert_allclose(actions, np.tanh(mu + np.exp(log_std) * noise), atol=1e-5)
 
 
 if __name__ == "__main__":
