@@ -11,12 +11,12 @@ from typing import Sequence
 import keras
 import numpy as np
 import tensorflow as tf
-import tensorflow_probability as tfp
 
 from blocAndTools.nn_blocs import build_mlp
 from SoftActorCritic.numpy_policy import LOG_STD_MAX, LOG_STD_MIN
 
 LOG_2 = float(np.log(2.0))
+HALF_LOG_2PI = float(0.5 * np.log(2.0 * np.pi))
 
 
 def build_gaussian_policy(obs_dim: int, act_dim: int, hidden_layer_topo: Sequence[int],
@@ -62,10 +62,14 @@ def tanh_log_det_jacobian(u: tf.Tensor) -> tf.Tensor:
     return tf.reduce_sum(2.0 * (LOG_2 - u - tf.nn.softplus(-2.0 * u)), axis=-1)
 
 
-def squashed_log_prob(u: tf.Tensor, mu: tf.Tensor, log_std: tf.Tensor) -> tf.Tensor:
-    """log pi(a|s) for a = tanh(u), u ~ N(mu, exp(log_std)):  log N(u; mu, std) - sum log(1 - tanh(u)^2)."""
-    gaussian = tfp.distributions.Normal(loc=mu, scale=tf.exp(log_std))
-    return tf.reduce_sum(gaussian.log_prob(u), axis=-1) - tanh_log_det_jacobian(u)
+def squashed_log_prob(u: tf.Tensor, eps: tf.Tensor, log_std: tf.Tensor) -> tf.Tensor:
+    """log pi(a|s) for a = tanh(u), u = mu + std * eps:  log N(u; mu, std) - sum log(1 - tanh(u)^2).
+
+    log N(u; mu, std) = sum(-0.5 * eps^2 - log_std - 0.5 * log(2 pi)), from eps = (u - mu) / std itself:
+    at the log_std floor (std = 2e-9) u rounds to mu in float32, and (u - mu) / std would be 0.
+    """
+    gaussian = tf.reduce_sum(-0.5 * tf.square(eps) - log_std - HALF_LOG_2PI, axis=-1)
+    return gaussian - tanh_log_det_jacobian(u)
 
 
 def squashed_sample(mu: tf.Tensor, log_std: tf.Tensor, eps: tf.Tensor,
@@ -75,7 +79,12 @@ def squashed_sample(mu: tf.Tensor, log_std: tf.Tensor, eps: tf.Tensor,
     reparametrize=False stops the gradient at u, as the REINFORCE estimator needs: the
     gradient then reaches phi only through log pi's dependence on mu and log_std.
     """
-    u = mu + tf.exp(log_std) * eps
+    std = tf.exp(log_std)
+    u = mu + std * eps
     if not reparametrize:
+        # u is a constant sample, so eps = (u - mu) / std depends on mu and log_std: the score
+        # d log N / d mu = eps / std, d log N / d log_std = eps^2 - 1. The added terms are exactly 0 and
+        # give eps that gradient, d eps = -(d mu) / std - eps * d log_std, without computing u - mu.
         u = tf.stop_gradient(u)
-    return tf.tanh(u), squashed_log_prob(u, mu, log_std)
+        eps = eps + (tf.stop_gradient(mu) - mu) / std + eps * (tf.stop_gradient(log_std) - log_std)
+    return tf.tanh(u), squashed_log_prob(u, eps, log_std)

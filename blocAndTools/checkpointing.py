@@ -1,29 +1,29 @@
-"""Checkpoints of a run: TF objects (tf.train.CheckpointManager), the replay buffer (.npz) and a JSON state.
+"""Checkpoints of a run: TF objects (tf.train.CheckpointManager), the replay buffer and a JSON state.
 
-The three parts of checkpoint N are written as replay_buffer-N.npz, run_state-N.json, then
-ckpt-N: the CheckpointManager's index file is replaced atomically last, so it only ever
-names a checkpoint whose three parts are complete. An interrupted save leaves the
-previous checkpoint intact.
+Checkpoint N is written in this order: the replay buffer's new rows (`replay_chunk-<rows>.npy`,
+only the transitions added since the previous checkpoint) and its manifest
+`replay_buffer-N.json` (the chunks that hold the buffer), `run_state-N.json`, then `ckpt-N`.
+Other parts written just before save (such as `policy-N.npz`) follow the same naming. The
+CheckpointManager's index file is replaced atomically last, so it only ever names a checkpoint
+whose parts are complete: an interrupted save leaves the previous checkpoint intact, and the
+files it did write are removed by the next save.
 """
 from __future__ import annotations
 
 import json
-import os
+import re
+import weakref
 from pathlib import Path
 from typing import Any
 
 import tensorflow as tf
 
+from blocAndTools.atomic_files import write_text_atomically
 from blocAndTools.errors import UserInputError
-from blocAndTools.replay_buffer import ReplayBuffer
+from blocAndTools.replay_buffer import CHUNK_PREFIX, ReplayBuffer
 
-
-def write_text_atomically(path: Path, text: str) -> None:
-    """Write to a temporary name in the same folder, then rename: readers never see half a file."""
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
-
+# <part>-<number>.<extension>: a part of checkpoint <number> (for a chunk: the buffer's row count).
+_PART_NAME = re.compile(r"(?P<part>[A-Za-z_]+)-(?P<number>\d+)\.\w+")
 
 class RunCheckpointer:
     """Saves and restores everything a run needs to continue exactly where it stopped."""
@@ -32,22 +32,52 @@ class RunCheckpointer:
         self.directory = Path(directory)
         self.checkpoint = tf.train.Checkpoint(**trackables)
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(self.directory), max_to_keep=max_to_keep)
+        # The buffer last written or read, and its manifest: the next save of that same buffer writes only
+        # the rows added since. Held weakly, so a replaced buffer is not kept in memory.
+        self._buffer_on_disk: tuple[weakref.ref, dict[str, Any]] | None = None
 
-    def _buffer_path(self, number: int) -> Path:
-        return self.directory / f"replay_buffer-{number}.npz"
+    def _manifest_path(self, number: int) -> Path:
+        return self.directory / f"replay_buffer-{number}.json"
 
     def _state_path(self, number: int) -> Path:
         return self.directory / f"run_state-{number}.json"
 
     def save(self, number: int, buffer: ReplayBuffer, state: dict[str, Any]) -> None:
-        """Write checkpoint `number` (e.g. the epoch) and drop the parts of checkpoints no longer kept."""
+        """Write checkpoint `number` (e.g. the env steps) and drop the files of checkpoints no longer kept."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        buffer.save(self._buffer_path(number))
+        previous = None
+        if self._buffer_on_disk is not None and self._buffer_on_disk[0]() is buffer:
+            previous = self._buffer_on_disk[1]
+        manifest = buffer.write_chunks(self.directory, self._manifest_path(number).name, previous)
         write_text_atomically(self._state_path(number), json.dumps(state))
         self.manager.save(checkpoint_number=number)
+        self._buffer_on_disk = (weakref.ref(buffer), manifest)
+        self._remove_dropped_parts()
+
+    def _remove_dropped_parts(self) -> None:
+        """Delete every <part>-<M>.<ext> whose M is not a kept checkpoint, and the chunks no kept manifest
+        names (the ring overwrote them, or an interrupted save wrote them); TF's ckpt-M files are the
+        manager's. Chunks stay if a kept manifest cannot be read."""
         kept = {int(path.rsplit("-", 1)[1]) for path in self.manager.checkpoints}
-        for path in list(self.directory.glob("replay_buffer-*.npz")) + list(self.directory.glob("run_state-*.json")):
-            if int(path.stem.rsplit("-", 1)[1]) not in kept:
+        needed_chunks: set[str] | None = set()
+        for number in kept:
+            try:
+                needed_chunks |= {chunk["file"] for chunk in json.loads(self._manifest_path(number).read_text())["chunks"]}
+            except FileNotFoundError:
+                pass  # a checkpoint without a manifest holds no chunk (written before chunks existed)
+            except (OSError, ValueError, KeyError, TypeError):
+                needed_chunks = None
+                break
+        for path in self.directory.iterdir():
+            match = _PART_NAME.fullmatch(path.name)
+            if path.name.startswith(".") and path.name.endswith(".tmp"):
+                path.unlink(missing_ok=True)  # left by a save that was interrupted mid-write
+            elif not match or match["part"] == "ckpt" or not path.is_file():
+                continue
+            elif match["part"] == CHUNK_PREFIX:
+                if needed_chunks is not None and path.name not in needed_chunks:
+                    path.unlink()
+            elif int(match["number"]) not in kept:
                 path.unlink()
 
     @property
@@ -70,7 +100,12 @@ class RunCheckpointer:
             state = json.loads(self._state_path(number).read_text())
         except (OSError, ValueError) as error:
             raise UserInputError(f"{self._state_path(number)} cannot be read: {_first_line(error)}") from None
-        return ReplayBuffer.load(self._buffer_path(number)), state
+        whole_buffer = self.directory / f"replay_buffer-{number}.npz"  # written before chunks existed
+        if not self._manifest_path(number).exists() and whole_buffer.exists():
+            return ReplayBuffer.load(whole_buffer), state
+        buffer, manifest = ReplayBuffer.read_chunks(self._manifest_path(number))
+        self._buffer_on_disk = (weakref.ref(buffer), manifest)
+        return buffer, state
 
 
 def _first_line(error: BaseException) -> str:

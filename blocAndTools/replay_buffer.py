@@ -10,7 +10,10 @@ Why this design (see shared/DESIGN.md, "Replay buffer"):
   again; fancy indexing (``table[idx]``) copies, so that cannot happen here.
 - The sampler owns a seeded ``np.random.Generator`` whose state is saved with the
   contents, so a resumed run draws exactly the minibatches the original would have.
-- Files are plain ``.npz`` read with ``allow_pickle=False``: no pickle anywhere.
+- Files are plain NumPy files read with ``allow_pickle=False``: no pickle anywhere. ``save``
+  writes the whole buffer to one ``.npz``; ``write_chunks`` writes only the rows added since
+  its previous call (one ``.npy`` chunk) and a JSON manifest of the chunks that hold the
+  buffer, so a checkpoint of a 1e6-transition buffer costs one epoch of rows, not 1e6.
 
 Memory layout: one (capacity, 2*obs_dim + act_dim + 2) table, one row per transition
 laid out as [obs | act | rew | next_obs | terminated]; ``buffer.obs``, ``buffer.act``,
@@ -26,16 +29,21 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
+import re
 import zipfile
-from typing import NamedTuple
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
 
+from blocAndTools.atomic_files import write_atomically, write_text_atomically
 from blocAndTools.errors import UserInputError
 
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 1          # save / load: one .npz
+_CHUNKED_FORMAT_VERSION = 2  # write_chunks / read_chunks: .npy chunks and a JSON manifest
+CHUNK_PREFIX = "replay_chunk"
+_CHUNK_NAME = re.compile(rf"{CHUNK_PREFIX}-\d+\.npy")
 # Bit generators whose state is plain ints/strings (JSON-safe). default_rng uses PCG64.
 _BIT_GENERATORS = {"PCG64": np.random.PCG64, "PCG64DXSM": np.random.PCG64DXSM,
                    "Philox": np.random.Philox, "SFC64": np.random.SFC64}
@@ -89,6 +97,7 @@ class ReplayBuffer:
         self.obs, self.act, self.rew, self.next_obs, self.terminated = self._columns(self._table)
         self._next = 0  # ring index: the slot the next transition is written to
         self._size = 0  # number of transitions held (<= capacity)
+        self._laps = 0  # times the ring index wrapped to 0: transitions ever added = laps * capacity + next
         self.rng = np.random.default_rng(seed)  # draws the sample() indices; saved by save()
         self._obs_shape = (self.obs_dim,)
         self._act_shape = (self.act_dim,)
@@ -112,6 +121,11 @@ class ReplayBuffer:
     def next_index(self) -> int:
         """The slot the next added transition goes to (the oldest one once full)."""
         return self._next
+
+    @property
+    def total_added(self) -> int:
+        """Transitions added since the buffer was created: transition g (from 0) is in slot g % capacity."""
+        return self._laps * self.capacity + self._next
 
     # ----------------------------------------------------------------- writing
 
@@ -151,7 +165,10 @@ class ReplayBuffer:
             self._check_finite(*self._columns(stage))
         i = self._next
         self._table[i] = stage
-        self._next = i + 1 if i + 1 < self.capacity else 0
+        if i + 1 < self.capacity:
+            self._next = i + 1
+        else:
+            self._next, self._laps = 0, self._laps + 1
         if self._size < self.capacity:
             self._size += 1
 
@@ -185,7 +202,7 @@ class ReplayBuffer:
         self.rew[slots] = rew[n - keep:]
         self.next_obs[slots] = next_obs[n - keep:]
         self.terminated[slots] = terminated[n - keep:]
-        self._next = (self._next + n) % self.capacity
+        self._laps, self._next = divmod(self.total_added + n, self.capacity)
         self._size = min(self._size + n, self.capacity)
 
     @staticmethod
@@ -219,38 +236,40 @@ class ReplayBuffer:
 
     # ----------------------------------------------------------- save / load
 
+    def _ring_parts(self, start: int, stop: int) -> list[tuple[slice, slice]]:
+        """Where transitions start..stop-1 (at most capacity of them) live: (table slots, their rows from 0), 1 or 2 parts."""
+        first, n = start % self.capacity, stop - start
+        head = min(n, self.capacity - first)
+        parts = [(slice(first, first + head), slice(0, head))]
+        if head < n:
+            parts.append((slice(0, n - head), slice(head, n)))
+        return parts
+
+    def _set_position(self, total_added: int) -> None:
+        """Ring index, size and laps of a buffer that has received total_added transitions."""
+        self._laps, self._next = divmod(total_added, self.capacity)
+        self._size = min(total_added, self.capacity)
+
     def save(self, path: str | os.PathLike) -> None:
-        """Write the held transitions, ring index and sampler state to an .npz file at path.
+        """Write the held transitions, ring index and sampler state to one .npz file at path.
 
         Written to a temporary file in the same directory and then renamed over path, so a
         crash mid-write never leaves a half-written file under that name.
         """
-        path = os.fspath(path)
-        directory = os.path.dirname(os.path.abspath(path))
         n = self._size
-        fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=".replay_buffer-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                # A file object (not a name) so np.savez does not append ".npz" to the name.
-                np.savez(
-                    f,
-                    format_version=np.int64(_FORMAT_VERSION),
-                    capacity=np.int64(self.capacity),
-                    obs_dim=np.int64(self.obs_dim),
-                    act_dim=np.int64(self.act_dim),
-                    next_index=np.int64(self._next),
-                    size=np.int64(n),
-                    rng_state=np.array(json.dumps(self.rng.bit_generator.state)),
-                    obs=self.obs[:n], act=self.act[:n], rew=self.rew[:n],
-                    next_obs=self.next_obs[:n], terminated=self.terminated[:n],
-                )
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp_path, path)
-        except BaseException:
-            if os.path.exists(tmp_path):
-                os.remove(tmp_path)
-            raise
+        # A file object (not a name) so np.savez does not append ".npz" to the name.
+        write_atomically(path, lambda file: np.savez(
+            file,
+            format_version=np.int64(_FORMAT_VERSION),
+            capacity=np.int64(self.capacity),
+            obs_dim=np.int64(self.obs_dim),
+            act_dim=np.int64(self.act_dim),
+            next_index=np.int64(self._next),
+            size=np.int64(n),
+            rng_state=np.array(json.dumps(self.rng.bit_generator.state)),
+            obs=self.obs[:n], act=self.act[:n], rew=self.rew[:n],
+            next_obs=self.next_obs[:n], terminated=self.terminated[:n],
+        ), sync=True)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> ReplayBuffer:
@@ -281,19 +300,113 @@ class ReplayBuffer:
                     if not np.isfinite(stored).all():
                         raise ValueError(f"array {name!r} contains NaN or inf")
                     target[:size] = stored
-                state = json.loads(str(data["rng_state"]))
-                bit_generator = _BIT_GENERATORS.get(state.get("bit_generator"))
-                if bit_generator is None:
-                    raise ValueError(f"unknown bit generator {state.get('bit_generator')!r}")
-                rng = np.random.Generator(bit_generator())
-                rng.bit_generator.state = state
+                rng = _generator(json.loads(str(data["rng_state"])))
         except FileNotFoundError:
             raise UserInputError(f"replay buffer file not found: {path}") from None
         except (zipfile.BadZipFile, KeyError, OSError, EOFError, ValueError, TypeError,
                 AttributeError, MemoryError) as error:
-            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise UserInputError(
-                f"cannot load replay buffer from {path}: corrupt or not a replay buffer "
-                f"file ({reason})") from error
-        buffer._size, buffer._next, buffer.rng = size, next_index, rng
+            raise UserInputError(f"cannot load replay buffer from {path}: corrupt or not a replay buffer "
+                                 f"file ({_reason(error)})") from error
+        # A full buffer is taken as having wrapped once: total_added only has to agree with the ring.
+        buffer._set_position(size if size < buffer.capacity else buffer.capacity + next_index)
+        buffer.rng = rng
         return buffer
+
+    def write_chunks(self, directory: str | os.PathLike, manifest_name: str,
+                     previous: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Write the rows added since `previous` as one chunk file, then the manifest; return the manifest.
+
+        previous: the manifest an earlier write_chunks of this same buffer returned, whose chunks are
+        still in directory; None writes every held row. The new chunk `replay_chunk-<total_added>.npy`
+        holds the transitions added since then that are still held; the manifest (JSON, written
+        last) lists, oldest first, the chunks that hold the buffer's transitions, and its counters
+        and sampler state. Chunks the ring has wholly overwritten are no longer listed.
+        """
+        directory = Path(directory)
+        total, oldest = self.total_added, self.total_added - self._size
+        if previous is None:
+            chunks, start = [], oldest
+        else:
+            if (previous["capacity"], previous["obs_dim"], previous["act_dim"]) != \
+                    (self.capacity, self.obs_dim, self.act_dim) or previous["total_added"] > total:
+                raise ValueError("write_chunks: `previous` is not an earlier manifest of this buffer")
+            chunks = [chunk for chunk in previous["chunks"] if chunk["stop"] > oldest]
+            start = max(previous["total_added"], oldest)
+        if start < total:
+            name = f"{CHUNK_PREFIX}-{total}.npy"
+            parts = [self._table[slots] for slots, _ in self._ring_parts(start, total)]
+            rows = parts[0] if len(parts) == 1 else np.concatenate(parts)
+            write_atomically(directory / name, lambda file: np.save(file, rows, allow_pickle=False), sync=True)
+            chunks.append({"file": name, "start": start, "stop": total})
+        manifest = {"format_version": _CHUNKED_FORMAT_VERSION, "capacity": self.capacity, "obs_dim": self.obs_dim,
+                    "act_dim": self.act_dim, "total_added": total, "rng_state": self.rng.bit_generator.state,
+                    "chunks": chunks}
+        write_text_atomically(directory / manifest_name, json.dumps(manifest))
+        return manifest
+
+    @classmethod
+    def read_chunks(cls, manifest_path: str | os.PathLike) -> tuple[ReplayBuffer, dict[str, Any]]:
+        """Rebuild a buffer from a manifest of write_chunks and its chunks; return it and the manifest.
+
+        Raises UserInputError with one line naming the file if the manifest or a chunk is missing,
+        truncated, corrupt or inconsistent. No file is modified.
+        """
+        manifest_path = Path(manifest_path)
+        current = manifest_path  # the file being read, for the error message
+        try:
+            manifest = json.loads(manifest_path.read_text())
+            if manifest["format_version"] != _CHUNKED_FORMAT_VERSION:
+                raise ValueError(f"unsupported format_version {manifest['format_version']!r}")
+            buffer = cls(manifest["capacity"], manifest["obs_dim"], manifest["act_dim"])
+            total, chunks = manifest["total_added"], manifest["chunks"]
+            if isinstance(total, bool) or not isinstance(total, int) or total < 0:
+                raise ValueError(f"total_added must be an integer >= 0, got {total!r}")
+            buffer._set_position(total)
+            oldest = total - len(buffer)
+            # The chunks must cover transitions oldest..total-1 without gap, oldest first.
+            expected_start = chunks[0]["start"] if chunks else total
+            if expected_start > oldest:
+                raise ValueError(f"the chunks start at transition {expected_start}, after the oldest held, {oldest}")
+            for chunk in chunks:
+                start, stop, name = chunk["start"], chunk["stop"], chunk["file"]
+                if start != expected_start or not start < stop or stop <= oldest \
+                        or not isinstance(name, str) or not _CHUNK_NAME.fullmatch(name):
+                    raise ValueError(f"chunk entry {chunk} is out of order or malformed")
+                expected_start = stop
+                current = manifest_path.parent / name
+                rows = np.load(current, mmap_mode="r", allow_pickle=False)
+                if rows.dtype != np.float32 or rows.shape != (stop - start, buffer._table.shape[1]):
+                    raise ValueError(f"array of dtype {rows.dtype} and shape {rows.shape}, expected float32 "
+                                     f"and {(stop - start, buffer._table.shape[1])}")
+                first = max(start, oldest)
+                held = np.array(rows[first - start:])  # reads the file: only the rows still held
+                del rows
+                if not np.isfinite(held).all():
+                    raise ValueError("contains NaN or inf")
+                for slots, part in buffer._ring_parts(first, stop):
+                    buffer._table[slots] = held[part]
+            current = manifest_path
+            if expected_start != total:
+                raise ValueError(f"the chunks end at transition {expected_start}, not at total_added {total}")
+            buffer.rng = _generator(manifest["rng_state"])
+        except FileNotFoundError:
+            raise UserInputError(f"replay buffer file not found: {current}") from None
+        except (KeyError, IndexError, OSError, EOFError, ValueError, TypeError, AttributeError,
+                MemoryError) as error:
+            raise UserInputError(f"cannot load replay buffer from {current}: corrupt or not a replay buffer "
+                                 f"file ({_reason(error)})") from error
+        return buffer, manifest
+
+
+def _generator(state: dict) -> np.random.Generator:
+    """A NumPy generator in the given bit_generator.state (JSON-safe bit generators only)."""
+    bit_generator = _BIT_GENERATORS.get(state.get("bit_generator"))
+    if bit_generator is None:
+        raise ValueError(f"unknown bit generator {state.get('bit_generator')!r}")
+    rng = np.random.Generator(bit_generator())
+    rng.bit_generator.state = state
+    return rng
+
+
+def _reason(error: BaseException) -> str:
+    return str(error).splitlines()[0] if str(error) else type(error).__name__

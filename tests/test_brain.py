@@ -1,11 +1,15 @@
-"""SoftActorCriticBrain: each loss against a NumPy hand computation, the update step, the target update."""
+"""SoftActorCriticBrain: each loss against a NumPy hand computation, whole updates against an independent
+TensorFlow one (own tapes, Adam written out), the target update, learned alpha's direction, acting."""
 import os
 import shutil
 import tempfile
 import unittest
+from unittest import mock
 
+import keras
 import numpy as np
 import tensorflow as tf
+import tensorflow_probability as tfp
 
 from blocAndTools import ExperimentSpec, Minibatch
 from SoftActorCritic import SoftActorCriticBrain
@@ -143,18 +147,168 @@ class LossesMatchHandComputationTest(unittest.TestCase):
         self.assertAlmostEqual(float(got["q1_loss"]), 0.5 * np.mean((q - 2.0 * batch.rew) ** 2), places=4)
 
 
+class IndependentUpdate:
+    """SAC updates written again from DESIGN.md's formulas, on copies of a brain's networks: each loss in its
+    own GradientTape with the targets computed outside it, log pi from tfp's Normal, and Adam written out.
+    Draws its noise from a copy of the brain's generator, in the brain's order (eps, then next_eps)."""
+
+    ADAM_BETA_1, ADAM_BETA_2, ADAM_EPSILON = 0.9, 0.999, 1e-7  # FusedAdam's defaults
+
+    def __init__(self, brain: SoftActorCriticBrain):
+        def copy(model):
+            clone = keras.models.clone_model(model)
+            clone.set_weights(model.get_weights())
+            return clone
+        self.spec, self.act_dim = brain.spec, brain.act_dim
+        self.phi, self.critics = copy(brain.phi), [copy(critic) for critic in brain.critics]
+        if self.spec.variant == "v1":
+            self.V_psi, self.frozen_V_psi = copy(brain.V_psi), copy(brain.frozen_V_psi)
+            self.target_pairs = [(self.V_psi, self.frozen_V_psi)]
+        else:
+            self.frozen_critics = [copy(frozen) for frozen in brain.frozen_critics]
+            self.target_pairs = list(zip(self.critics, self.frozen_critics))
+        self.log_alpha = tf.Variable(float(brain.log_alpha)) if self.spec.learns_alpha else None
+        self.adam: dict[str, dict] = {}  # per loss: step count t and the moments m, v of each variable
+        self.steps = 0
+
+    def alpha(self) -> float:
+        return float(tf.exp(self.log_alpha)) if self.log_alpha is not None else self.spec.alpha
+
+    def sample(self, obs, eps, reparametrize=True):
+        """a = tanh(u), u = mu + std * eps; log pi = log N(u; mu, std) - sum log(1 - tanh(u)^2)."""
+        mu, log_std = self.phi(obs)
+        u = mu + tf.exp(log_std) * eps
+        if not reparametrize:
+            u = tf.stop_gradient(u)
+        log_normal = tf.reduce_sum(tfp.distributions.Normal(mu, tf.exp(log_std)).log_prob(u), axis=-1)
+        log_det = tf.reduce_sum(2.0 * (np.log(2.0) - u - tf.nn.softplus(-2.0 * u)), axis=-1)  # log(1 - tanh(u)^2)
+        return tf.tanh(u), log_normal - log_det
+
+    def backup(self, q_values):
+        return {"single": lambda: q_values[0], "clipped": lambda: tf.minimum(*q_values),
+                "double": lambda: (q_values[0] + q_values[1]) / 2}[self.spec.q_backup]()
+
+    def step(self, batch, noise: tf.random.Generator) -> dict[str, float]:
+        """One update: every gradient at the current weights, then Adam on each loss's network, then polyak."""
+        spec, alpha = self.spec, self.alpha()
+        obs, act, rew, next_obs, d = (tf.constant(x) for x in batch)
+        k, n = spec.num_actor_samples, len(batch.rew)
+        eps, next_eps = noise.normal([k * n, self.act_dim]), noise.normal([n, self.act_dim])
+        obs_k = tf.tile(obs, [k, 1])
+        reparametrize = spec.actor_gradient == "reparametrize"
+        gradients, losses = {}, {}
+
+        def minimise(name, variables, loss_fn):
+            with tf.GradientTape() as tape:
+                losses[name] = loss_fn()
+            gradients[name] = (variables, tape.gradient(losses[name], variables))
+
+        # Q targets y = eta r + gamma (1 - d) V'(s'), outside any tape
+        if spec.variant == "v1":
+            next_values = [self.frozen_V_psi(next_obs)[:, 0]] * len(self.critics)
+        else:
+            next_act, next_log_pi = self.sample(next_obs, next_eps)
+            frozen_q = [frozen([next_obs, next_act])[:, 0] for frozen in self.frozen_critics]
+            frozen_q = {"single": frozen_q, "double": frozen_q[::-1],
+                        "clipped": [tf.minimum(*frozen_q)] * 2}[spec.q_backup]
+            next_values = [q - alpha * next_log_pi for q in frozen_q]
+        for i, critic in enumerate(self.critics):
+            y = spec.reward_scaling * rew + spec.discount_factor * (1.0 - d) * next_values[i]
+            minimise(f"q{i + 1}_loss", critic.trainable_variables,
+                     lambda critic=critic, y=y: 0.5 * tf.reduce_mean((critic([obs, act])[:, 0] - y) ** 2))
+
+        new_act, log_pi = self.sample(obs_k, eps)
+        q_new = self.backup([critic([obs_k, new_act])[:, 0] for critic in self.critics])
+        if spec.variant == "v1":
+            v_target = tf.reduce_mean(tf.reshape(q_new - alpha * log_pi, [k, n]), axis=0)
+            minimise("v_loss", self.V_psi.trainable_variables,
+                     lambda: 0.5 * tf.reduce_mean((self.V_psi(obs)[:, 0] - v_target) ** 2))
+
+        def pi_loss():
+            new_act, log_pi = self.sample(obs_k, eps, reparametrize)
+            q = self.backup([critic([obs_k, new_act])[:, 0] for critic in self.critics])
+            objective = alpha * log_pi - (q if spec.actor_loss == "soft_q" else 0.0)
+            if reparametrize:
+                return tf.reduce_mean(objective)
+            return tf.reduce_mean(log_pi * weights)  # REINFORCE: weights held constant
+
+        weights = alpha * log_pi - (q_new if spec.actor_loss == "soft_q" else 0.0)
+        if spec.actor_loss != "none":
+            minimise("pi_loss", self.phi.trainable_variables, pi_loss)
+        if self.log_alpha is not None:
+            entropy_gap = log_pi + brain_target_entropy(spec, self.act_dim)
+            minimise("alpha_loss", [self.log_alpha], lambda: -tf.reduce_mean(self.log_alpha * entropy_gap))
+
+        for name, (variables, grads) in gradients.items():
+            self.adam_step(name, variables, grads, self.learning_rate(name))
+        self.steps += 1
+        if self.steps % spec.target_update_interval == 0:
+            tau = spec.target_smoothing_coefficient
+            for online, frozen in self.target_pairs:
+                for source, target in zip(online.weights, frozen.weights):
+                    target.assign(tau * source + (1 - tau) * target)
+        return {name: float(loss) for name, loss in losses.items()}
+
+    def learning_rate(self, loss: str) -> float:
+        return {"pi_loss": self.spec.learning_rate,
+                "alpha_loss": self.spec.alpha_learning_rate}.get(loss, self.spec.critic_learning_rate)
+
+    def adam_step(self, name, variables, grads, lr):
+        """m <- b1 m + (1 - b1) g, v <- b2 v + (1 - b2) g^2, w <- w - lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps)."""
+        b1, b2 = self.ADAM_BETA_1, self.ADAM_BETA_2
+        state = self.adam.setdefault(name, {"t": 0, "m": [np.zeros(v.shape) for v in variables],
+                                            "v": [np.zeros(v.shape) for v in variables]})
+        state["t"] += 1
+        t = state["t"]
+        for i, (variable, g) in enumerate(zip(variables, grads)):
+            g = np.asarray(g, np.float64)
+            state["m"][i] = b1 * state["m"][i] + (1 - b1) * g
+            state["v"][i] = b2 * state["v"][i] + (1 - b2) * g ** 2
+            lr_t = lr * np.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+            variable.assign((variable.numpy() - lr_t * state["m"][i] / (np.sqrt(state["v"][i]) + self.ADAM_EPSILON))
+                            .astype(np.float32))
+
+
+def brain_target_entropy(spec, act_dim: int) -> float:
+    return float(-act_dim if spec.target_entropy is None else spec.target_entropy)
+
+
 class TrainStepTest(unittest.TestCase):
-    def test_every_network_changes_and_frozen_v_moves_by_tau(self):
-        brain = tiny_brain(target_smoothing_coefficient=0.1)
-        before = {m.name: [w.copy() for w in m.get_weights()]
-                  for m in (brain.phi, brain.V_psi, brain.Q_theta_1, brain.Q_theta_2, brain.frozen_V_psi)}
-        brain.train_step(random_batch(np.random.default_rng(0), 16))
-        for name in ("phi", "V_psi", "Q_theta_1", "Q_theta_2"):
-            model = getattr(brain, name)
-            self.assertTrue(any(not np.array_equal(a, b) for a, b in zip(before[name], model.get_weights())), name)
-        for new_v, old_frozen, frozen in zip(brain.V_psi.get_weights(), before["frozen_V_psi"],
-                                             brain.frozen_V_psi.get_weights()):
-            np.testing.assert_allclose(frozen, 0.1 * new_v + 0.9 * old_frozen, atol=1e-6)
+    def check_against_independent_update(self, steps: int = 3, **changes):
+        """Every network (and log_alpha, and the targets) after `steps` train_steps equals the independent update."""
+        brain = tiny_brain(phi_nn_h_layer_topo=(8,), psi_nn_h_layer_topo=(8,), theta_nn_h_layer_topo=(8,),
+                           learning_rate=1e-2, critic_learning_rate=5e-3, alpha_learning_rate=2e-2,
+                           target_smoothing_coefficient=0.3, **changes)
+        reference = IndependentUpdate(brain)
+        rng = np.random.default_rng(0)
+        for _ in range(steps):
+            batch = random_batch(rng, 16)
+            noise = tf.random.Generator.from_state(brain.noise.state.numpy(), brain.noise.algorithm)
+            expected_losses = reference.step(batch, noise)
+            metrics = brain.train_step(batch)
+            for name, expected in expected_losses.items():
+                self.assertAlmostEqual(float(metrics[name]), expected, delta=1e-5 * max(1.0, abs(expected)), msg=name)
+        pairs = [(brain.phi, reference.phi)] + list(zip(brain.critics, reference.critics))
+        pairs += [(online, copy) for (online, _), (copy, _) in zip(brain.target_pairs, reference.target_pairs)]
+        pairs += [(frozen, copy) for (_, frozen), (_, copy) in zip(brain.target_pairs, reference.target_pairs)]
+        for model, copy in pairs:
+            moved = max(np.abs(w - w0).max() for w, w0 in zip(model.get_weights(), copy.get_weights()))
+            for got, expected in zip(model.get_weights(), copy.get_weights()):
+                np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6, err_msg=f"{model.name} {moved}")
+        if brain.spec.learns_alpha:
+            self.assertAlmostEqual(float(brain.log_alpha), float(reference.log_alpha), delta=1e-6)
+
+    def test_v1_update_equals_the_independent_update(self):
+        self.check_against_independent_update()
+
+    def test_v1_reinforce_update_equals_the_independent_update(self):
+        self.check_against_independent_update(actor_gradient="reinforce", num_actor_samples=3)
+
+    def test_v2_double_q_learned_alpha_update_equals_the_independent_update(self):
+        self.check_against_independent_update(variant="v2", q_backup="double", alpha="auto", target_update_interval=2)
+
+    def test_v1_single_q_entropy_only_update_equals_the_independent_update(self):
+        self.check_against_independent_update(q_backup="single", actor_loss="entropy_only")
 
     def test_target_moves_only_every_interval(self):
         brain = tiny_brain(target_update_interval=3)
@@ -191,12 +345,23 @@ class TrainStepTest(unittest.TestCase):
             if "policy_mu" in variable.path or "policy_log_std" in variable.path:
                 self.assertGreater(float(tf.reduce_max(tf.abs(gradient))), 0.0, variable.path)
 
-    def test_train_step_is_traced_once(self):
-        brain = tiny_brain()
-        rng = np.random.default_rng(0)
-        for _ in range(100):
-            brain.train_step(random_batch(rng, 16))
-        self.assertEqual(brain._update_function.experimental_get_tracing_count(), 1)
+    def test_train_step_runs_the_graph_traced_at_construction(self):
+        # The losses' Python code runs only while the update is traced: once when the brain is built, never
+        # again whatever the batch size (an eager or retracing train_step would run it on every call).
+        calls = []
+        compute_losses = SoftActorCriticBrain.compute_losses
+
+        def counted(brain, *args):
+            calls.append(1)
+            return compute_losses(brain, *args)
+
+        with mock.patch.object(SoftActorCriticBrain, "compute_losses", counted):
+            brain = tiny_brain()
+            self.assertEqual(len(calls), 1)
+            rng = np.random.default_rng(0)
+            for size in (16, 17, 32, 5, 16):
+                brain.train_step(random_batch(rng, size))
+        self.assertEqual(len(calls), 1)
 
     def test_metrics_are_finite_scalars(self):
         for changes in ({}, {"variant": "v2", "alpha": "auto"}, {"actor_gradient": "reinforce",
@@ -205,6 +370,30 @@ class TrainStepTest(unittest.TestCase):
             for key, value in metrics.items():
                 self.assertEqual(value.shape, (), key)
                 self.assertTrue(np.isfinite(float(value)), f"{changes} {key}")
+
+
+class LearnedAlphaTest(unittest.TestCase):
+    """log_alpha follows -d/d log_alpha of J(alpha) = -mean(log_alpha * (log pi + target_entropy)): alpha rises
+    while the policy's entropy -log pi is below the target, and falls while it is above."""
+
+    def alphas(self, log_std: float, target_entropy: float, steps: int = 5) -> list[float]:
+        brain = tiny_brain(alpha="auto", target_entropy=target_entropy, alpha_learning_rate=1e-2)
+        head = brain.phi.get_layer("policy_log_std")
+        kernel, bias = head.get_weights()
+        head.set_weights([np.zeros_like(kernel), np.full_like(bias, log_std)])  # entropy set by log_std alone
+        rng, alphas = np.random.default_rng(0), [float(brain.alpha)]
+        for _ in range(steps):
+            brain.train_step(random_batch(rng, 32))
+            alphas.append(float(brain.alpha))
+        return alphas
+
+    def test_alpha_rises_while_entropy_is_below_the_target(self):
+        alphas = self.alphas(log_std=-5.0, target_entropy=-1.0)  # entropy about 2 * (1.42 - 5) = -7
+        self.assertTrue(all(b > a for a, b in zip(alphas, alphas[1:])), alphas)
+
+    def test_alpha_falls_while_entropy_is_above_the_target(self):
+        alphas = self.alphas(log_std=1.0, target_entropy=-3.0)  # near uniform on [-1, 1]^2: entropy above 0
+        self.assertTrue(all(b < a for a, b in zip(alphas, alphas[1:])), alphas)
 
 
 class ActingTest(unittest.TestCase):

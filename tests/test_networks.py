@@ -39,8 +39,35 @@ class SquashedGaussianTest(unittest.TestCase):
         u, mu, log_std = rng.normal(size=(32, 3)), rng.normal(size=(32, 3)), rng.uniform(-1, 0.5, (32, 3))
         expected = np.sum(-0.5 * ((u - mu) / np.exp(log_std)) ** 2 - log_std - 0.5 * np.log(2 * np.pi)
                           - np.log(1 - np.tanh(u) ** 2), axis=-1)
-        got = squashed_log_prob(*(tf.constant(x, tf.float32) for x in (u, mu, log_std)))
+        eps = (u - mu) / np.exp(log_std)
+        got = squashed_log_prob(*(tf.constant(x, tf.float32) for x in (u, eps, log_std)))
         np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5, atol=1e-5)
+
+    def test_log_prob_is_exact_at_the_log_std_floor(self):
+        # std = exp(-20) = 2e-9: u = mu + std * eps rounds to mu in float32, but log N must still be -0.5 eps^2 + ...
+        eps = np.array([[1.5], [-0.3], [2.5]])
+        mu, log_std = np.full((3, 1), 0.7), np.full((3, 1), -20.0)
+        expected = analytic_log_prob(mu + np.exp(log_std) * eps, mu, np.exp(log_std))
+        for reparametrize in (True, False):
+            _, log_pi = squashed_sample(*(tf.constant(x, tf.float32) for x in (mu, log_std, eps)), reparametrize)
+            np.testing.assert_allclose(log_pi.numpy(), expected, rtol=1e-6, err_msg=f"{reparametrize=}")
+
+    def check_reinforce_score(self, log_std_value: float):
+        """With u held fixed, d log pi / d mu = eps / std and d log pi / d log_std = eps^2 - 1 (the score)."""
+        eps = tf.constant([[1.5, -0.5]])
+        mu, log_std = tf.Variable([[0.7, -0.2]]), tf.Variable([[log_std_value, log_std_value]])
+        with tf.GradientTape() as tape:
+            _, log_pi = squashed_sample(mu, log_std, eps, reparametrize=False)
+        d_mu, d_log_std = tape.gradient(log_pi, [mu, log_std])
+        std = np.exp(np.float64(log_std_value))
+        np.testing.assert_allclose(d_mu.numpy(), eps.numpy() / std, rtol=1e-5)
+        np.testing.assert_allclose(d_log_std.numpy(), eps.numpy() ** 2 - 1, rtol=1e-5)
+
+    def test_reinforce_score_is_exact(self):
+        self.check_reinforce_score(-0.5)
+
+    def test_reinforce_score_is_not_zero_at_the_log_std_floor(self):
+        self.check_reinforce_score(-20.0)
 
     def test_log_std_is_clipped_to_paper_range(self):
         phi = build_gaussian_policy(3, 2, (8,), "relu")

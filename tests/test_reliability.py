@@ -66,7 +66,7 @@ class ResumeTest(TempFolderTest):
             process.wait()
         steps = latest_checkpoint_steps(run_dir)
         self.assertIsNotNone(steps, "no checkpoint before the process ended")
-        saved = ReplayBuffer.load(run_dir / "checkpoints" / f"replay_buffer-{steps}.npz")
+        saved, _ = ReplayBuffer.read_chunks(run_dir / "checkpoints" / f"replay_buffer-{steps}.json")
 
         status, out, err = run_cli("train", "--resume", "--run-dir", str(run_dir))
         self.assertEqual(status, 0, err)
@@ -74,7 +74,7 @@ class ResumeTest(TempFolderTest):
         progress = pd.read_csv(run_dir / "progress.csv")
         self.assertEqual(progress["epoch"].tolist(), [1, 2, 3])
         self.assertEqual(progress["env_steps"].tolist(), [200, 400, 600])
-        final = ReplayBuffer.load(run_dir / "checkpoints" / "replay_buffer-600.npz")
+        final, _ = ReplayBuffer.read_chunks(run_dir / "checkpoints" / "replay_buffer-600.json")
         self.assertEqual(len(final), 600)
         np.testing.assert_array_equal(final.obs[:len(saved)], saved.obs[:len(saved)])
         np.testing.assert_array_equal(final.rew[:len(saved)], saved.rew[:len(saved)])
@@ -196,9 +196,13 @@ class CorruptFilesTest(TempFolderTest):
         for command in ("eval", "play --record", "export --out model"):
             self.assert_clear_refusal(*command.split(), "--run-dir", str(self.run_dir))
 
-    def test_garbage_replay_buffer_file(self):
-        (self.run_dir / "checkpoints" / "replay_buffer-200.npz").write_bytes(b"not a zip file at all")
-        self.assert_clear_refusal("train", "--resume", "--run-dir", str(self.run_dir), "--set", "max_epoch=2")
+    def test_garbage_replay_buffer_files(self):
+        for name in ("replay_buffer-200.json", "replay_chunk-200.npy"):  # the manifest, then the chunk it names
+            path = self.run_dir / "checkpoints" / name
+            content = path.read_bytes()
+            path.write_bytes(b"not a replay buffer file at all")
+            self.assert_clear_refusal("train", "--resume", "--run-dir", str(self.run_dir), "--set", "max_epoch=2")
+            path.write_bytes(content)
 
     def test_corrupt_spec_yaml(self):
         (self.run_dir / "spec.yaml").write_text("alpha: [unclosed\n")

@@ -93,6 +93,16 @@ class RingOrderTest(unittest.TestCase):
         buffer = filled(7, 30)
         self.assertEqual(sorted(held_ids(buffer)), list(range(23, 30)))
 
+    def test_total_added_counts_every_transition_and_names_its_slot(self):
+        buffer = filled(4, 3)
+        self.assertEqual(buffer.total_added, 3)
+        buffer.add_batch(*batch_of(range(3, 13)))  # more than the capacity in one call
+        for k in range(13, 16):
+            buffer.add(*transition(k))
+        self.assertEqual(buffer.total_added, 16)
+        for k in range(12, 16):  # transition k (from 0) is in slot k % capacity
+            self.assertEqual(int(buffer.obs[k % 4, 0]), k)
+
     def test_accepts_float64_lists_and_bools(self):
         buffer = ReplayBuffer(3, OBS_DIM, ACT_DIM)
         buffer.add([1.0, 2.0, 3.0], np.array([0.5, 0.25]), np.float64(1.5),

@@ -2,12 +2,14 @@
 
 The learning runs use a fast configuration (64x64 networks, learning rate 1e-3, batch 128,
 500 random steps) so that each takes about 20 seconds on two cores; seeded, so a run
-either always passes or always fails on a given machine.
+either always passes or always fails on a given machine. They are marked `slow`
+(`pytest -m "not slow"` skips them).
 """
 import unittest
 from pathlib import Path
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from blocAndTools import ExperimentSpec, Minibatch
@@ -30,6 +32,7 @@ def train(spec: ExperimentSpec) -> list[dict]:
         agent.close()
 
 
+@pytest.mark.slow
 class HomeworkSanityTest(unittest.TestCase):
     def test_critic_only_mean_q_settles_near_minus_700(self):
         # sanity_pendulum_1 with hard target copies every 10 steps: the same fixed point, reached in 8k steps.
@@ -48,9 +51,11 @@ class HomeworkSanityTest(unittest.TestCase):
         kernel, bias = log_std_head.get_weights()
         log_std_head.set_weights([kernel, bias - 2.0])  # start from a narrow policy: entropy well below 0
         agent.brain.actor_weights_changed()
-        obs = np.array([agent.playground.observation_space.sample() for _ in range(2000)], np.float32)
+        space, rng = agent.playground.observation_space, np.random.default_rng(0)
+        obs = rng.uniform(space.low, space.high, (2000, *space.shape)).astype(np.float32)
         mu, log_std = agent.brain.phi(obs)
-        initial_entropy = -float(np.mean(squashed_sample(mu, log_std, tf.random.normal(tf.shape(mu)))[1]))
+        eps = rng.standard_normal(mu.shape, dtype=np.float32)
+        initial_entropy = -float(np.mean(squashed_sample(mu, log_std, eps)[1]))
         entropy = -agent.train(ConsoleView())[-1]["log_pi_mean"]
         agent.close()
         self.assertLess(initial_entropy, 0.0)
@@ -108,6 +113,7 @@ class ActorGradientEstimatorTest(unittest.TestCase):
         self.assertAlmostEqual(np.linalg.norm(reinforce) / np.linalg.norm(reparametrize), 1.0, delta=0.15)
 
 
+@pytest.mark.slow
 class EachVariantLearnsPendulumTest(unittest.TestCase):
     """Better than -400 (random: about -1200) within 5,000 steps, so a broken variant cannot pass."""
 
@@ -135,29 +141,32 @@ class EachVariantLearnsPendulumTest(unittest.TestCase):
         self.check_learns(target_smoothing_coefficient=1.0, target_update_interval=100)
 
 
+@pytest.mark.slow
 class ReinforceLearnsInvertedPendulumTest(unittest.TestCase):
     """The homework's REINFORCE sanity task (sanity_invertedpendulum_reinforce.yaml), cut to 6,000 steps.
 
     On Pendulum, REINFORCE without a baseline needs far more than a few thousand steps (Q values of
-    -100 to -700 multiply log pi); on InvertedPendulum (reward 1 per upright step) it learns quickly:
-    the best of epochs 4-6 was 80-118 for REINFORCE-10 (seeds 0-2) and 83 for REINFORCE-1 (seed 0),
-    while a frozen actor stayed at 15-27 (seeds 0-1; measured 2026-11-25).
+    -100 to -700 multiply log pi); on InvertedPendulum (reward 1 per upright step) it learns quickly.
+    The yardstick is measured in the same run: the same seed and networks with the actor frozen.
+    Each score is the mean eval return of the last 3 epochs, 10 episodes each.
     """
 
-    def best_late_return(self, **changes) -> float:
+    @staticmethod
+    def late_return(**changes) -> float:
         spec = ExperimentSpec.from_yaml(EXPERIMENTS / "sac" / "sanity_invertedpendulum_reinforce.yaml").replace(
-            max_epoch=6, min_pool_size=1000, max_eval_trj=3, phi_nn_h_layer_topo=(64, 64),
+            max_epoch=6, min_pool_size=1000, max_eval_trj=10, phi_nn_h_layer_topo=(64, 64),
             theta_nn_h_layer_topo=(64, 64), **changes)
-        return max(row["eval_return_mean"] for row in train(spec)[-3:])
+        return float(np.mean([row["eval_return_mean"] for row in train(spec)[-3:]]))
 
-    def test_frozen_actor_stays_low(self):  # the reference the thresholds below are judged against
-        self.assertLess(self.best_late_return(actor_loss="none"), 40)
+    @classmethod
+    def setUpClass(cls):
+        cls.frozen_actor = cls.late_return(actor_loss="none")
 
     def test_reinforce_1_learns(self):
-        self.assertGreater(self.best_late_return(num_actor_samples=1), 60)
+        self.assertGreater(self.late_return(num_actor_samples=1), 2 * self.frozen_actor)
 
     def test_reinforce_10_learns(self):
-        self.assertGreater(self.best_late_return(num_actor_samples=10), 60)
+        self.assertGreater(self.late_return(num_actor_samples=10), 2 * self.frozen_actor)
 
 
 if __name__ == "__main__":

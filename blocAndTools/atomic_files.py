@@ -1,0 +1,36 @@
+"""Writing a run's files so that a crash never leaves half a file under the final name."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import BinaryIO, Callable
+
+
+def temporary_name(path: Path) -> Path:
+    """The hidden name a file is written under before the rename: `.<name>.tmp` in the same folder."""
+    return path.with_name(f".{path.name}.tmp")
+
+
+def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], None], sync: bool = False) -> None:
+    """Call write(file) on a temporary file in path's folder, then rename it to path.
+
+    The file is created by open(), so its mode is 0666 minus the umask, as for every other
+    file of a run. sync=True flushes it to the disk before the rename (large data files).
+    """
+    path = Path(path)
+    temporary = temporary_name(path)
+    try:
+        with open(temporary, "wb") as file:
+            write(file)
+            if sync:
+                file.flush()
+                os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomically(path: str | os.PathLike, text: str) -> None:
+    """Write text (UTF-8) atomically: readers never see half a file."""
+    write_atomically(path, lambda file: file.write(text.encode()))
