@@ -73,7 +73,6 @@ def run_peer(library: str, measure: str, **options) -> dict:
 def measure_project(blocks: int, steps_per_block: int) -> list[dict]:
     """Rows for this project: v1 and v2 (alpha 'auto') train_step at each size, and sample_action latency."""
     # Imported here, not at the top: peer_python/run_peer stay usable without loading TensorFlow.
-    sys.path.insert(0, str(BENCHMARKS))
     from train_step_benchmark import time_action, time_train_step
 
     from blocAndTools import ExperimentSpec

@@ -29,14 +29,12 @@ import os
 import platform
 import random
 import statistics
-import sys
 import time
 import timeit
 import tracemalloc
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # blocAndTools/__init__ may import TF
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 

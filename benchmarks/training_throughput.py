@@ -20,15 +20,12 @@ import io
 import os
 import platform
 import resource
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 BENCHMARKS = Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCHMARKS.parent))
-sys.path.insert(0, str(BENCHMARKS))
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402

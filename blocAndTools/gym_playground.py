@@ -26,8 +26,8 @@ from blocAndTools.seeding import stream_seed
 def use_egl_without_display() -> None:
     """Pick MuJoCo's offscreen EGL backend when no backend is chosen and there is no display.
 
-    On headless machines only EGL renders MuJoCo frames (osmesa and glfw fail), see
-    DESIGN.md "Rendering and video". It must be set before the environment is made.
+    On the headless machines this project is developed on, only EGL rendered MuJoCo frames
+    (osmesa and glfw failed). It must be set before the environment is made.
     """
     if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
         os.environ["MUJOCO_GL"] = "egl"

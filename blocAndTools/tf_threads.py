@@ -1,11 +1,10 @@
 """TensorFlow in this project's processes: imported quietly, its thread pools set for small networks on few cores.
 
 On a 2-core CPU, one thread per op (intra_op 1) and one op per core at a time (inter_op 2)
-runs the SAC update 15-25 % faster than TensorFlow's defaults: the networks' independent
-matmuls run side by side instead of each being split across both cores, and small ops are
-not dispatched to a thread pool (benchmarks/results/train_step_benchmark.csv, 2026-11-25:
-v2 256x256 batch 256, 7.8 -> 5.9 ms; 64x64 batch 100, 1.4 -> 1.0 ms). Measured on 2 cores
-only, so larger machines keep TensorFlow's defaults. TF_NUM_INTRAOP_THREADS and
+runs the SAC update faster than TensorFlow's defaults (README "Benchmarks"): the networks'
+independent matmuls run side by side instead of each being split across both cores, and
+small ops are not dispatched to a thread pool. Measured on 2 cores only, so larger machines
+keep TensorFlow's defaults. TF_NUM_INTRAOP_THREADS and
 TF_NUM_INTEROP_THREADS, when set, always win.
 """
 from __future__ import annotations

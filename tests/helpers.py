@@ -1,4 +1,4 @@
-"""What several test modules share: a tiny spec, the CLI run in-process or as a command, a tiny brain."""
+"""What several test modules share: a tiny spec, the CLI run in-process or as a command, a tiny brain or actor."""
 from __future__ import annotations
 
 import contextlib
@@ -8,7 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import yaml
+
+from blocAndTools.experiment_spec import ExperimentSpec
+from SoftActorCritic.brain import SoftActorCriticBrain
+from SoftActorCritic.experiment_runner import main
+from SoftActorCritic.numpy_policy import NumpyActor
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -28,8 +34,6 @@ def write_spec(path: Path, **changes) -> Path:
 
 def run_cli(*args: str) -> tuple[int, str, str]:
     """The CLI's main() in this process: (exit status, stdout, stderr)."""
-    from SoftActorCritic.experiment_runner import main
-
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
@@ -46,11 +50,20 @@ def run_command(*args: str, cwd: Path | None = None, timeout: float = 300) -> su
                           env=dict(os.environ, PYTHONPATH=str(REPO)))
 
 
+def random_actor(obs_dim: int = 3, act_dim: int = 2, seed: int = 0):
+    """A NumpyActor with two 8-wide tanh hidden layers and random weights."""
+    rng = np.random.default_rng(seed)
+    sizes = [obs_dim, 8, 8]
+    arrays = []
+    for fan_in, fan_out in zip(sizes, sizes[1:]):
+        arrays += [rng.normal(size=(fan_in, fan_out)).astype(np.float32), rng.normal(size=fan_out).astype(np.float32)]
+    for _ in range(2):  # mu, log_std heads
+        arrays += [rng.normal(size=(8, act_dim)).astype(np.float32), rng.normal(size=act_dim).astype(np.float32)]
+    return NumpyActor.from_arrays(arrays, "tanh")
+
+
 def tiny_brain(obs_dim: int, act_dim: int, activation: str = "relu", seed: int = 0):
     """A SoftActorCriticBrain with 8-wide networks."""
-    from blocAndTools.experiment_spec import ExperimentSpec
-    from SoftActorCritic.brain import SoftActorCriticBrain
-
     spec = ExperimentSpec(hidden_activation=activation, seed=seed, phi_nn_h_layer_topo=(8, 8),
                           psi_nn_h_layer_topo=(8,), theta_nn_h_layer_topo=(8,))
     return SoftActorCriticBrain(spec, obs_dim, act_dim)

@@ -13,7 +13,8 @@ from blocAndTools.errors import UserInputError
 from blocAndTools.run_logging import PROGRESS_COLUMNS
 from SoftActorCritic import load_policy
 from SoftActorCritic.experiment_runner import experiments_dir, resolve_spec
-from tests.helpers import REPO, TINY_SPEC as TINY_SPEC_FIELDS, run_cli, run_command, write_spec
+from tests.helpers import REPO, run_cli, run_command, write_spec
+from tests.helpers import TINY_SPEC as TINY_SPEC_FIELDS
 
 TINY_SPEC = yaml.safe_dump(TINY_SPEC_FIELDS, sort_keys=False)  # as text, for modules that edit it
 

@@ -10,8 +10,7 @@ import numpy as np
 
 from SoftActorCritic.export import export_saved_model
 from SoftActorCritic.numpy_policy import Policy, checkpoint_policy_path
-from tests.helpers import run_cli
-from tests.test_numpy_policy import random_actor
+from tests.helpers import random_actor, run_cli
 
 # Run in a fresh interpreter where importing this project fails: the SavedModel must need none of it.
 CONSUMER = """

@@ -14,19 +14,8 @@ from blocAndTools import nn_blocs
 from blocAndTools.errors import UserInputError
 from blocAndTools.experiment_spec import ACTIVATION_NAMES
 from SoftActorCritic.numpy_policy import ACTIVATIONS as NUMPY_ACTIVATIONS
-from SoftActorCritic.numpy_policy import NumpyActor, Policy, checkpoint_policy_path, load_policy
-from tests.helpers import REPO, tiny_brain
-
-
-def random_actor(obs_dim: int = 3, act_dim: int = 2, seed: int = 0) -> NumpyActor:
-    rng = np.random.default_rng(seed)
-    sizes = [obs_dim, 8, 8]
-    arrays = []
-    for fan_in, fan_out in zip(sizes, sizes[1:]):
-        arrays += [rng.normal(size=(fan_in, fan_out)).astype(np.float32), rng.normal(size=fan_out).astype(np.float32)]
-    for _ in range(2):  # mu, log_std heads
-        arrays += [rng.normal(size=(8, act_dim)).astype(np.float32), rng.normal(size=act_dim).astype(np.float32)]
-    return NumpyActor.from_arrays(arrays, "tanh")
+from SoftActorCritic.numpy_policy import Policy, checkpoint_policy_path, load_policy
+from tests.helpers import REPO, random_actor, tiny_brain
 
 
 class AsymmetricBounds(gymnasium.Env):
