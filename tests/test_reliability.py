@@ -13,6 +13,7 @@ from pathlib import Path
 import gymnasium
 import numpy as np
 import pandas as pd
+import pytest
 
 from blocAndTools import ExperimentSpec, ReplayBuffer
 from blocAndTools.run_logging import ConsoleView
@@ -56,6 +57,7 @@ class TempFolderTest(unittest.TestCase):
 
 
 class ResumeTest(TempFolderTest):
+    @pytest.mark.slow  # a training process killed, then resumed
     def test_sigkill_after_first_checkpoint_then_resume_continues_from_it(self):
         run_dir = self.root / "run"
         process = start_training(self.spec_path, run_dir)
@@ -79,6 +81,7 @@ class ResumeTest(TempFolderTest):
         np.testing.assert_array_equal(final.obs[:len(saved)], saved.obs[:len(saved)])
         np.testing.assert_array_equal(final.rew[:len(saved)], saved.rew[:len(saved)])
 
+    @pytest.mark.slow  # a training process stopped, then resumed
     def test_sigterm_saves_a_checkpoint_and_exits_130(self):
         run_dir = self.root / "run"
         process = start_training(self.spec_path, run_dir)

@@ -99,6 +99,7 @@ class ActorGradientEstimatorTest(unittest.TestCase):
             for a, b in zip(brain.phi.get_weights(), self.brains["reinforce1"].phi.get_weights()):
                 np.testing.assert_array_equal(a, b)
 
+    @pytest.mark.slow  # hundreds of gradient estimates: about a minute
     def test_reinforce_10_has_lower_gradient_variance_than_reinforce_1(self):
         variance_1 = actor_gradients(self.brains["reinforce1"], self.batch, 200, seed=1).var(axis=0).sum()
         variance_10 = actor_gradients(self.brains["reinforce10"], self.batch, 200, seed=2).var(axis=0).sum()
