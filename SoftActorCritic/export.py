@@ -5,6 +5,8 @@
 The action is the deterministic tanh(mu(obs)) already rescaled to the environment's bounds,
 so a consumer (TF Serving, another Python program, a converter) feeds raw observations
 and gets actions to apply. The graph is phi's forward pass built from the policy file.
+The folder also holds `policy.tflite`, the same signature converted for TensorFlow Lite /
+LiteRT (small devices).
 """
 from __future__ import annotations
 
@@ -40,11 +42,15 @@ class ServedPolicy(tf.Module):
         return {"action": self.low + (unit_action + 1.0) * 0.5 * (self.high - self.low)}
 
 
+TFLITE_FILE = "policy.tflite"
+
+
 def export_saved_model(policy: Policy, out: Path) -> None:
-    """Write the SavedModel to `out` (a new folder): built beside it, then renamed, so no half export is left."""
+    """Write the SavedModel and its TFLite twin to `out` (a new folder), built beside it then renamed."""
     out = Path(out)
     temporary = out.with_name(out.name + ".partial")
     shutil.rmtree(temporary, ignore_errors=True)
     module = ServedPolicy(policy)
     tf.saved_model.save(module, str(temporary), signatures={"serving_default": module.serve})
+    (temporary / TFLITE_FILE).write_bytes(tf.lite.TFLiteConverter.from_saved_model(str(temporary)).convert())
     os.replace(temporary, out)

@@ -1,4 +1,4 @@
-"""`sac export`: a SavedModel that acts like load_policy in a process without this project."""
+"""`sac export`: a SavedModel (and its TFLite twin) that acts like load_policy in a process without this project."""
 import json
 import subprocess
 import sys
@@ -22,8 +22,9 @@ model = tf.saved_model.load(sys.argv[1])
 serve = model.signatures["serving_default"]
 obs = tf.constant(json.loads(sys.argv[2]), tf.float32)
 spec = serve.structured_input_signature[1]["obs"]
+lite = tf.lite.Interpreter(model_path=sys.argv[1] + "/policy.tflite").get_signature_runner("serving_default")
 print(json.dumps({"action": serve(obs=obs)["action"].numpy().tolist(), "obs_shape": spec.shape.as_list(),
-                  "outputs": sorted(serve.structured_outputs)}))
+                  "outputs": sorted(serve.structured_outputs), "tflite_action": lite(obs=obs.numpy())["action"].tolist()}))
 """
 
 
@@ -52,6 +53,7 @@ class ExportTest(unittest.TestCase):
         served = json.loads(result.stdout.strip().splitlines()[-1])
         self.assertEqual((served["obs_shape"], served["outputs"]), ([None, 3], ["action"]))
         np.testing.assert_allclose(served["action"], self.policy(obs), atol=1e-5)
+        np.testing.assert_allclose(served["tflite_action"], self.policy(obs), atol=1e-5)
 
     def test_existing_out_is_refused_and_left_untouched(self):
         out = Path(self.folder.name) / "taken"
