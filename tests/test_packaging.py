@@ -1,0 +1,34 @@
+"""The distribution: `pip install .` ships both packages, every experiment file and the `sac` command."""
+import subprocess
+import sys
+import tempfile
+import unittest
+import zipfile
+from pathlib import Path
+
+from tests.helpers import REPO
+
+
+class WheelTest(unittest.TestCase):
+    def test_wheel_holds_the_packages_the_experiments_and_the_sac_command(self):
+        with tempfile.TemporaryDirectory() as folder:
+            result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", folder, str(REPO)],
+                                    capture_output=True, text=True, timeout=600)
+            self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+            wheel, = Path(folder).glob("*.whl")
+            with zipfile.ZipFile(wheel) as archive:
+                names = set(archive.namelist())
+                entry_points = next(name for name in names if name.endswith(".dist-info/entry_points.txt"))
+                self.assertIn("sac = SoftActorCritic.experiment_runner:main", archive.read(entry_points).decode())
+        shipped = {f"SoftActorCritic/experiments/{path.relative_to(REPO / 'experiments').as_posix()}"
+                   for path in (REPO / "experiments").rglob("*.yaml")}
+        self.assertIn("SoftActorCritic/experiments/pendulum.yaml", shipped)
+        self.assertEqual(shipped - names, set())
+        for module in ("SoftActorCritic/experiment_runner.py", "SoftActorCritic/numpy_policy.py",
+                       "blocAndTools/replay_buffer.py", "blocAndTools/seeding.py"):
+            self.assertIn(module, names)
+        self.assertFalse([name for name in names if name.startswith(("tests/", "benchmarks/"))])
+
+
+if __name__ == "__main__":
+    unittest.main()
