@@ -65,6 +65,11 @@ def check_environments(specs: Sequence[ExperimentSpec]) -> None:
 
 def request_stop_on_signals(agent) -> None:
     """SIGINT (Ctrl-C) and SIGTERM ask the agent to checkpoint and stop at its next step; a second Ctrl-C kills."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return  # a Ray Tune trial runs in a thread: its driver stops it (SoftActorCritic.sweeps)
+
     def handler(signum, frame):
         if agent.stop_requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
@@ -108,23 +113,42 @@ def command_train(args: argparse.Namespace) -> None:
     from blocAndTools.run_logging import ConsoleView
     from SoftActorCritic.agent import load_run_spec
 
+    from SoftActorCritic import sweeps
+
     view = ConsoleView()
+    sweeps.check_backend_options(args)
     if args.resume:
         if args.run_dir is None:
             raise UserInputError("--resume needs --run-dir: the folder of the run to continue")
         run_dir = Path(args.run_dir)
+        if sweeps.is_sweep_folder(run_dir):
+            sweeps.resume_sweep(run_dir, args.backend, view, args.ray_address, args.max_concurrent)
+            return
         if not (run_dir / "spec.yaml").is_file():
             raise UserInputError(f"run folder {str(run_dir)!r} holds no spec.yaml to resume")
         spec = load_run_spec(run_dir)
         check_environments([spec])
-        train_one(spec, run_dir, resume=True, view=view)
+        if args.backend == "ray":
+            sweeps.run_on_ray([(spec, run_dir)], None, args.ray_address, args.max_concurrent)
+        else:
+            train_one(spec, run_dir, resume=True, view=view)
+        sweeps.report_summary([(spec, run_dir)], None)
         return
     if args.spec is None:
         raise UserInputError("train needs --spec FILE (see `python -m SoftActorCritic list`)")
+    if args.run_dir is None:  # a grid or reruns: one sweep folder for the runs and their summary
+        args.run_dir = sweeps.default_sweep_dir(args.spec, args.set, max(args.reruns, 1))
     runs = plan_runs(args)
     check_environments([spec for spec, _ in runs])
-    for spec, run_dir in runs:
-        train_one(spec, run_dir, resume=False, view=view)
+    sweep_dir = Path(args.run_dir) if len(runs) > 1 else None
+    if sweep_dir is not None:
+        sweeps.write_manifest(sweep_dir, runs, args.backend)
+    if args.backend == "ray":
+        sweeps.run_on_ray(runs, sweep_dir, args.ray_address, args.max_concurrent)
+    else:
+        for spec, run_dir in runs:
+            train_one(spec, run_dir, resume=False, view=view)
+    sweeps.report_summary(runs, sweep_dir)
 
 
 def _agent_from_run(run_dir: Path, best: bool = False, render_mode: str | None = None):
@@ -201,10 +225,16 @@ def command_play(args: argparse.Namespace) -> int:
     return child.returncode  # its errors were already printed on one line by the child
 
 
+def command_tune(args: argparse.Namespace) -> None:
+    from SoftActorCritic.search import run_search
+
+    run_search(args)
+
+
 def command_plot(args: argparse.Namespace) -> None:
     from SoftActorCritic.plotting import plot_learning_curves
 
-    out = plot_learning_curves([Path(p) for p in args.run_dirs], Path(args.out))
+    out = plot_learning_curves([Path(p) for p in args.run_dirs], Path(args.out), args.metric or ["eval_return_mean"])
     print(f"learning curves written to {out}")
 
 
@@ -242,8 +272,38 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--run-dir", help="run folder (default runs/<name>/<date-time>-seed<N>); with a grid "
                                          "or reruns, the parent folder")
     train.add_argument("--reruns", type=int, default=1, help="seeds per grid point: seed, seed+1, ...")
-    train.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its checkpoint")
+    train.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its checkpoint "
+                                                             "(a sweep folder: its unfinished runs)")
+    train.add_argument("--backend", choices=("local", "ray"), default="local",
+                       help="local: the runs one after another in this process; ray: each run is a Ray Tune "
+                            "trial (retried from its checkpoint if its process dies)")
+    train.add_argument("--ray-address", metavar="HOST:PORT",
+                       help="join the Ray cluster started with `ray start --head` there (default: start a local "
+                            "one inside this command)")
+    train.add_argument("--max-concurrent", type=int, metavar="K",
+                       help="Ray trials at a time (default: one per CPU of the cluster); the CPUs are shared "
+                            "evenly between them")
     train.set_defaults(func=command_train)
+
+    search = commands.add_parser("tune", help="hyperparameter search on Ray Tune (Optuna sampler, ASHA stopping); "
+                                              "writes the best configuration as a spec file")
+    search.add_argument("--spec", required=True, help="ExperimentSpec YAML file; a field written as a "
+                                                      "distribution, e.g. 'loguniform(1e-4, 1e-2)', is searched")
+    search.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a spec field (repeatable)")
+    search.add_argument("--search", action="append", default=[], metavar="FIELD=DISTRIBUTION",
+                        help="search a field (repeatable): uniform(a, b), loguniform(a, b), randint(a, b) "
+                             "(b excluded) or choice([v1, v2, ...])")
+    search.add_argument("--samples", type=int, default=8, metavar="N", help="configurations to try (default 8)")
+    search.add_argument("--scheduler", choices=("asha", "none"), default="asha",
+                        help="asha: stop poor trials early on their per-epoch eval return; none: run all to the end")
+    search.add_argument("--run-dir", help="search folder (default runs/<name>/tune-<date-time>): one run folder "
+                                          "per trial, summary.csv and best_spec.yaml")
+    search.add_argument("--ray-address", metavar="HOST:PORT",
+                        help="join the Ray cluster started with `ray start --head` there (default: a local one)")
+    search.add_argument("--max-concurrent", type=int, metavar="K",
+                        help="trials at a time (default: one per CPU of the cluster)")
+    search.set_defaults(func=command_tune)
 
     for name, helptext, func in (("eval", "evaluate a run's policy with tanh(mu)", command_eval),
                                  ("play", "watch a run's policy, or record videos", command_play)):
@@ -259,6 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
                       help="run folders, or folders of runs (reruns are averaged)")
     plot.add_argument("--out", default="learning_curves.png", help="image file to write")
+    plot.add_argument("--metric", action="append", metavar="COLUMN",
+                      help="progress.csv column to draw, one panel each (repeatable; default eval_return_mean), "
+                           "e.g. q1_mean for overestimation")
     plot.set_defaults(func=command_plot)
 
     listing = commands.add_parser("list", help="the experiment files, with a one-line description each")
