@@ -197,7 +197,7 @@ def write_summary(sweep_dir: Path, run_dirs: Sequence[Path]) -> pd.DataFrame:
     """summary.csv in the sweep folder (returns the table)."""
     table = summarize(run_dirs)
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    table.to_csv(sweep_dir / SUMMARY, index=False, float_format="%.6g")
+    table.to_csv(sweep_dir / SUMMARY, index=False)
     return table
 
 
@@ -303,16 +303,27 @@ def check_backend_options(args) -> None:
         return
     if args.max_concurrent is not None and args.max_concurrent < 1:
         raise UserInputError(f"--max-concurrent {args.max_concurrent}: must be >= 1")
-    import_ray()
     if args.ray_address is not None:
         check_address(args.ray_address)
+    set_ray_environment(args.ray_address)  # before Ray's first import: it reads some variables only then
+    import_ray()
 
 
-def _set_ray_environment(address: str | None) -> None:
-    """Environment of Ray's processes: no usage statistics, loopback only for the embedded cluster."""
+def is_loopback(address: str | None) -> bool:
+    """True for the embedded cluster (None) and for an address on this machine's loopback."""
+    if address is None:
+        return True
+    host = address.removeprefix("ray://").rpartition(":")[0].strip("[]")
+    return host in ("127.0.0.1", "localhost", "::1")
+
+
+def set_ray_environment(address: str | None) -> None:
+    """Environment of Ray's processes: no usage statistics, loopback only for a cluster on this machine.
+
+    Call before Ray is imported: ray_constants reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER at import."""
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # opt in, not out (and these machines have no outside network)
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    if address is None:
+    if is_loopback(address):
         # Measured with ray 2.60: without it Ray binds to the machine's network address, not 127.0.0.1.
         os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     elif "RAY_AUTH_MODE" not in os.environ and (Path.home() / ".ray" / "auth_token").is_file():
@@ -332,14 +343,18 @@ def ray_session(address: str | None) -> Iterator[Any]:
     CPU of the machine); a Ray already initialised by the caller (tests, notebooks) is used as is."""
     if address is not None:
         check_address(address)
+    if "ray" not in sys.modules:
+        set_ray_environment(address)
     ray, _ = import_ray()
     if ray.is_initialized():
         yield ray
         return
-    _set_ray_environment(address)
+    set_ray_environment(address)
     options: dict[str, Any] = {"include_dashboard": False} if address is None else {}
     if address is None:
         options["num_cpus"] = len(os.sched_getaffinity(0))
+    if is_loopback(address):
+        options["_node_ip_address"] = "127.0.0.1"  # even if Ray was imported before the variable was set
     try:
         ray.init(address=address, log_to_driver=False, logging_level="ERROR",
                  runtime_env={"env_vars": worker_environment()}, **options)
@@ -589,7 +604,7 @@ def run_tuner(tune, trainable, param_space: dict, sweep_dir: Path | None, concur
     tuner = tune.Tuner(
         tune.with_resources(trainable, {"cpu": cpus}),
         param_space=param_space,
-        tune_config=tune.TuneConfig(max_concurrent_trials=concurrent, reuse_actors=False,
+        tune_config=tune.TuneConfig(max_concurrent_trials=concurrent, reuse_actors=True,
                                     trial_dirname_creator=_trial_id, trial_name_creator=_trial_id,
                                     **(tune_config or {})),
         run_config=tune.RunConfig(name="tune", storage_path=str(storage), verbose=0, callbacks=[callback],

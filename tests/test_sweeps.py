@@ -19,6 +19,10 @@ import pytest
 
 from SoftActorCritic.experiment_runner import main
 
+# Before Ray's first import in this process (it reads the variable then): Ray on 127.0.0.1 only.
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+
 REPO = Path(__file__).resolve().parent.parent
 TINY_SPEC = """\
 description: two short epochs on Pendulum, for the sweep tests
@@ -124,11 +128,12 @@ class EmbeddedRayTest(SweepTestCase):
 
     @classmethod
     def setUpClass(cls):
-        import ray
-
         cls.saved_env = {key: os.environ.get(key) for key in RAY_ENV}
         os.environ.update(RAY_ENV)
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        import ray
+
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+                 _node_ip_address="127.0.0.1")
 
     @classmethod
     def tearDownClass(cls):
