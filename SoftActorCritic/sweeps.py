@@ -388,12 +388,24 @@ def tensorflow_threads(cpus: int) -> tuple[int, int]:
 # ---------------------------------------------------------------------------------------------
 
 class TrialView:
-    """The runner's ConsoleView for a Tune trial: each epoch row goes to Tune, the stop flag is polled."""
+    """The runner's ConsoleView for a Tune trial: each epoch row goes to Tune, the stop flag is polled.
+
+    An epoch's row is reported once it is in progress.csv and checkpointed (at the start of the next
+    epoch, or when the run ends): a trial that Tune stops (ASHA) or that dies right after a report has
+    that epoch on disk, and a retry continues after it.
+    """
 
     live = False
 
     def __init__(self, report: Callable[[dict], None], stop_flag: Path) -> None:
         self.report, self.stop_flag = report, stop_flag
+        self.pending: dict[str, Any] | None = None
+
+    def flush(self) -> None:
+        """Report the last epoch's row to Tune (Tune may end the trial here)."""
+        if self.pending is not None:
+            row, self.pending = self.pending, None
+            self.report(row)
 
     @contextlib.contextmanager
     def epoch_progress(self, epoch: int, total_steps: int) -> Iterator[Callable[[int], None]]:
@@ -401,6 +413,7 @@ class TrialView:
         (the agent then checkpoints its consistent state and stops)."""
         from SoftActorCritic.agent import TrainingInterrupted
 
+        self.flush()  # the previous epoch is in progress.csv and checkpointed by now
         steps = 0
 
         def advance(n: int = 1) -> None:
@@ -412,8 +425,7 @@ class TrialView:
         yield advance
 
     def print_epoch(self, row: dict[str, Any]) -> None:
-        metrics = {key: value for key, value in row.items() if isinstance(value, (int, float))}
-        self.report(metrics)
+        self.pending = {key: value for key, value in row.items() if isinstance(value, (int, float))}
 
     def print(self, message: str) -> None:
         print(message, flush=True)  # the worker's log (ray's session folder)
@@ -463,8 +475,9 @@ def sweep_trial(config: dict[str, Any]) -> None:
                               "node": socket.gethostname(), "resumed_from_epoch": epochs_done(run_dir)
                               if state == "resume" else None, "status": "running",
                               "tensorflow_threads": [intra, inter]})
+    view = TrialView(tune.report, sweep_dir / STOP_FLAG)
     try:
-        train_one(spec, run_dir, resume=state == "resume", view=TrialView(tune.report, sweep_dir / STOP_FLAG))
+        train_one(spec, run_dir, resume=state == "resume", view=view)
     except TrainingInterrupted:
         update_last_session(run_dir, status="interrupted (checkpointed)")
         return
@@ -472,6 +485,7 @@ def sweep_trial(config: dict[str, Any]) -> None:
         update_last_session(run_dir, status=f"failed: {error}")
         return
     update_last_session(run_dir, status="finished")
+    view.flush()
 
 
 def trial_status(run_dir: Path) -> str:
@@ -534,8 +548,9 @@ def make_progress_callback(tune, labels: dict[str, str] | None = None):
             if "run" in trial.config:
                 return (labels or {}).get(trial.config["run"]["run_dir"], trial.trial_id)
             from SoftActorCritic.search import sampled_values
-            return f"{trial.trial_id} " + ", ".join(f"{key}={_fmt(value, '{:.3g}') if isinstance(value, float) else _short(value)}"
-                                                    for key, value in sampled_values(trial.config).items())
+            values = sampled_values(trial.config).items()
+            return f"{trial.trial_id} " + ", ".join(
+                f"{key}={_fmt(value, '{:.3g}') if isinstance(value, float) else _short(value)}" for key, value in values)
 
         def _table(self) -> Table:
             total = sum(row.get("steps_per_s") or 0 for row in self.rows.values() if row["status"] == "RUNNING")

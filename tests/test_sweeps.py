@@ -186,10 +186,11 @@ class FaultsTest(SweepTestCase):
 
     def test_a_trial_whose_process_dies_is_retried_from_its_checkpoint(self):
         run_dir = self.root / "run"
-        driver = start_cli("train", "--spec", str(self.spec_path), "--set", "max_epoch=3", "--backend", "ray",
-                           "--run-dir", str(run_dir), cwd=self.root)
+        # epochs long enough (2 x 1000 steps after the first checkpoint) for the kill to land mid-run
+        driver = start_cli("train", "--spec", str(self.spec_path), "--set", "max_epoch=3", "--set",
+                           "timestep_per_epoch=1000", "--backend", "ray", "--run-dir", str(run_dir), cwd=self.root)
         try:
-            wait_for(lambda: (run_dir / "checkpoints" / "run_state-200.json").is_file() and sessions(run_dir),
+            wait_for(lambda: (run_dir / "checkpoints" / "run_state-1000.json").is_file() and sessions(run_dir),
                      240, "the first checkpoint", driver)
             os.kill(sessions(run_dir)[0]["pid"], signal.SIGKILL)
             output, _ = driver.communicate(timeout=300)
@@ -200,6 +201,7 @@ class FaultsTest(SweepTestCase):
         self.assertEqual(progress["epoch"].tolist(), [1, 2, 3])  # no duplicate row, nothing missing
         runs = sessions(run_dir)
         self.assertEqual(len(runs), 2, runs)
+        self.assertEqual(runs[0]["status"], "running")  # the killed process never wrote an end
         self.assertGreaterEqual(runs[1]["resumed_from_epoch"], 1)  # continued, not restarted
         self.assertEqual(runs[1]["status"], "finished")
 
