@@ -13,8 +13,9 @@ from blocAndTools.errors import UserInputError  # noqa: E402
 
 
 def find_runs(folder: Path) -> list[Path]:
-    """The run folders (holding progress.csv) at or under folder."""
-    runs = sorted(path.parent for path in Path(folder).rglob("progress.csv"))
+    """The run folders (holding progress.csv) at or under folder; hidden folders (a sweep's .ray_tune) are not runs."""
+    runs = sorted(path.parent for path in Path(folder).rglob("progress.csv")
+                  if not any(part.startswith(".") for part in path.relative_to(folder).parts))
     if not runs:
         raise UserInputError(f"no progress.csv at or under {str(folder)!r}")
     return runs

@@ -326,7 +326,7 @@ def set_ray_environment(address: str | None) -> None:
     if is_loopback(address):
         # Measured with ray 2.60: without it Ray binds to the machine's network address, not 127.0.0.1.
         os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-    elif "RAY_AUTH_MODE" not in os.environ and (Path.home() / ".ray" / "auth_token").is_file():
+    if address is not None and "RAY_AUTH_MODE" not in os.environ and (Path.home() / ".ray" / "auth_token").is_file():
         os.environ["RAY_AUTH_MODE"] = "token"  # `ray start --head` turned token authentication on
 
 

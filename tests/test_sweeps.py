@@ -159,6 +159,8 @@ class EmbeddedRayTest(SweepTestCase):
         self.assertGridSweep(sweep)
         self.assertIn("sweep summary", out)
         self.assertIn("epoch 2 eval return", out)  # the progress lines (not a terminal here)
+        status, out, err = run_cli("plot", str(sweep), "--metric", "q1_mean", "--out", str(self.root / "q.png"))
+        self.assertEqual(status, 0, out + err)  # Tune's own files in the sweep folder are not taken for runs
 
     def test_search_with_asha_writes_a_loadable_best_spec(self):
         from blocAndTools.experiment_spec import ExperimentSpec
@@ -190,8 +192,9 @@ class FaultsTest(SweepTestCase):
         driver = start_cli("train", "--spec", str(self.spec_path), "--set", "max_epoch=3", "--set",
                            "timestep_per_epoch=1000", "--backend", "ray", "--run-dir", str(run_dir), cwd=self.root)
         try:
-            wait_for(lambda: (run_dir / "checkpoints" / "run_state-1000.json").is_file() and sessions(run_dir),
-                     240, "the first checkpoint", driver)
+            wait_for(lambda: (run_dir / "checkpoints" / "checkpoint").is_file() and sessions(run_dir),
+                     240, "the first checkpoint (its index file is written last)", driver)
+            epochs_at_kill = len(pd.read_csv(run_dir / "progress.csv"))
             os.kill(sessions(run_dir)[0]["pid"], signal.SIGKILL)
             output, _ = driver.communicate(timeout=300)
         finally:
@@ -200,7 +203,7 @@ class FaultsTest(SweepTestCase):
         progress = pd.read_csv(run_dir / "progress.csv")
         self.assertEqual(progress["epoch"].tolist(), [1, 2, 3])  # no duplicate row, nothing missing
         runs = sessions(run_dir)
-        self.assertEqual(len(runs), 2, runs)
+        self.assertEqual(len(runs), 2, f"killed after {epochs_at_kill} epochs; {runs}; {output[-3000:]}")
         self.assertEqual(runs[0]["status"], "running")  # the killed process never wrote an end
         self.assertGreaterEqual(runs[1]["resumed_from_epoch"], 1)  # continued, not restarted
         self.assertEqual(runs[1]["status"], "finished")
