@@ -270,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a spec field (repeatable); a list value makes a grid search")
     train.add_argument("--run-dir", help="run folder (default runs/<name>/<date-time>-seed<N>); with a grid "
-                                         "or reruns, the parent folder")
+                                         "or reruns, the sweep folder (default runs/<name>/sweep-<date-time>)")
     train.add_argument("--reruns", type=int, default=1, help="seeds per grid point: seed, seed+1, ...")
     train.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its checkpoint "
                                                              "(a sweep folder: its unfinished runs)")

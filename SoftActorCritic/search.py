@@ -158,6 +158,7 @@ def run_search(args: argparse.Namespace) -> None:
         raise UserInputError(f"search folder {str(sweep_dir)!r} is not empty: choose another --run-dir")
     args.backend = "ray"
     sweeps.check_backend_options(args)
+    sweeps.set_ray_environment(args.ray_address)  # before Ray's first import: it reads some variables then
     try:
         from ray.tune.schedulers import ASHAScheduler
         from ray.tune.search.optuna import OptunaSearch

@@ -17,6 +17,7 @@ import datetime
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import socket
@@ -100,9 +101,21 @@ def has_checkpoint(run_dir: Path) -> bool:
     return (Path(run_dir) / "checkpoints" / "checkpoint").is_file() and (Path(run_dir) / "spec.yaml").is_file()
 
 
+def checkpoint_steps(run_dir: Path) -> int | None:
+    """Env steps of the run's newest complete checkpoint (from the index file, written last), or None."""
+    try:
+        index = (Path(run_dir) / "checkpoints" / "checkpoint").read_text()
+    except OSError:
+        return None
+    match = re.search(r'^model_checkpoint_path: "ckpt-(\d+)"', index, re.MULTILINE)
+    return int(match.group(1)) if match else None
+
+
 def run_state(spec: ExperimentSpec, run_dir: Path) -> str:
-    """'finished', 'resume' (checkpoint to continue from) or 'train' (nothing worth keeping)."""
-    if epochs_done(run_dir) >= spec.max_epoch and has_checkpoint(run_dir):
+    """'finished' (last epoch checkpointed), 'resume' (a checkpoint to continue from) or 'train' (nothing
+    worth keeping)."""
+    steps = checkpoint_steps(run_dir) if has_checkpoint(run_dir) else None
+    if steps is not None and steps >= spec.max_epoch * spec.timestep_per_epoch:
         return "finished"
     return "resume" if has_checkpoint(run_dir) else "train"
 
@@ -305,8 +318,10 @@ def check_backend_options(args) -> None:
         raise UserInputError(f"--max-concurrent {args.max_concurrent}: must be >= 1")
     if args.ray_address is not None:
         check_address(args.ray_address)
-    set_ray_environment(args.ray_address)  # before Ray's first import: it reads some variables only then
-    import_ray()
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:  # without importing it: spec errors stay fast
+        raise UserInputError("--backend ray needs Ray Tune: python -m pip install 'ray[tune]'")
 
 
 def is_loopback(address: str | None) -> bool:
