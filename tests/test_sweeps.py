@@ -303,6 +303,56 @@ class BadInputTest(SweepTestCase):
         self.assertRejected("need --backend ray", "train", "--spec", str(self.spec_path), "--max-concurrent", "2")
 
 
+class SweepSpecsTest(unittest.TestCase):
+    """The homework comparisons as sweep files, and the summary of a sweep folder (no training)."""
+
+    def test_estimator_and_q_backup_sweeps_hold_three_variants_with_three_seeds(self):
+        from blocAndTools.experiment_spec import expand_grid, load_raw_spec
+
+        estimators = expand_grid(load_raw_spec(REPO / "experiments" / "sac" / "sweep_estimators.yaml"))
+        self.assertEqual(sorted({(s.actor_gradient, s.num_actor_samples) for s in estimators}),
+                         [("reinforce", 1), ("reinforce", 10), ("reparametrize", 1)])
+        self.assertEqual(sorted(s.seed for s in estimators), [0, 0, 0, 1, 1, 1, 2, 2, 2])
+        self.assertEqual({s.env_id for s in estimators}, {"HalfCheetah-v5"})
+        backups = expand_grid(load_raw_spec(REPO / "experiments" / "sac" / "sweep_qbackup.yaml"))
+        self.assertEqual(sorted({s.q_backup for s in backups}), ["clipped", "double", "single"])
+        self.assertEqual(len(backups), 9)
+        self.assertEqual(len({s.name for s in backups}), 3)  # the seed is not part of a point's name
+
+    def test_grid_key_rejects_unknown_fields(self):
+        from blocAndTools.errors import UserInputError
+        from blocAndTools.experiment_spec import load_raw_spec
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "bad.yaml"
+            path.write_text("grid:\n  - {actor_gradiant: reinforce}\n")
+            with self.assertRaisesRegex(UserInputError, "did you mean 'actor_gradient'"):
+                load_raw_spec(path)
+
+    def test_summary_gives_final_and_best_over_seeds_per_point(self):
+        from SoftActorCritic.sweeps import summarize
+
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            runs = []
+            for scale, seed, returns in ((1, 0, [10.0, 30.0, 20.0]), (1, 1, [0.0, 40.0, 10.0]),
+                                         (5, 0, [5.0, 7.0, 9.0]), (5, 1, [1.0, 3.0, 2.0])):
+                run = root / f"p{scale}" / f"seed{seed}"
+                run.mkdir(parents=True)
+                (run / "spec.yaml").write_text(f"name: x-{scale}\nseed: {seed}\nreward_scaling: {scale}\n")
+                pd.DataFrame({"epoch": [1, 2, 3], "env_steps": [100, 200, 300], "wall_time_s": [1.0, 2.0, 3.0],
+                              "eval_return_mean": returns}).to_csv(run / "progress.csv", index=False)
+                runs.append(run)
+            table = summarize(runs).set_index("reward_scaling")
+        self.assertEqual(table.loc["1", "seeds"], 2)
+        self.assertAlmostEqual(table.loc["1", "final_eval_return_mean"], 15.0)  # (20 + 10) / 2
+        self.assertAlmostEqual(table.loc["1", "final_eval_return_min"], 10.0)
+        self.assertAlmostEqual(table.loc["1", "best_eval_return_mean"], 35.0)  # (30 + 40) / 2
+        self.assertAlmostEqual(table.loc["1", "best_eval_return_max"], 40.0)
+        self.assertAlmostEqual(table.loc["5", "final_eval_return_max"], 9.0)
+        self.assertAlmostEqual(table.loc["5", "best_eval_return_min"], 3.0)
+
+
 class SummaryWithoutRayTest(SweepTestCase):
     """The local backend ends with the same summary."""
 
