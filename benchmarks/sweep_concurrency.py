@@ -37,11 +37,11 @@ def run_sweep(concurrent: int, epochs: int, epoch_steps: int, folder: Path) -> d
     subprocess.run(command, check=True, cwd=REPO, capture_output=True,
                    env=dict(os.environ, PYTHONPATH=str(REPO), RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0"))
     wall = time.perf_counter() - start
-    frames = [pd.read_csv(path) for path in sorted(folder.rglob("progress.csv"))]
+    frames = [pd.read_csv(path) for path in sorted(folder.rglob("progress.csv")) if ".ray_tune" not in path.parts]
     rates = [frame["steps_per_s"].iloc[1:].median() for frame in frames]  # after the warm-up epoch
     steps = sum(int(frame["env_steps"].iloc[-1]) for frame in frames)
     return {"trials_at_a_time": concurrent, "trial_steps_per_s": " / ".join(f"{rate:.0f}" for rate in rates),
-            "total_steps_per_s": round(sum(rates) if concurrent == 2 else sum(rates) / len(rates), 1),
+            "total_steps_per_s": round(float(sum(rates) if concurrent == 2 else sum(rates) / len(rates)), 1),
             "env_steps": steps, "command_wall_s": round(wall, 1),
             "steps_per_wall_s": round(steps / wall, 1)}
 
