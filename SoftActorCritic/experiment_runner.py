@@ -26,6 +26,7 @@ from blocAndTools.errors import EnvironmentFault, TrainingInterrupted, UserInput
 from blocAndTools.experiment_spec import ExperimentSpec, expand_grid, field_docs, load_raw_spec, parse_override
 from blocAndTools.gym_playground import GymPlayground
 from blocAndTools.seeding import episode_seeds
+from SoftActorCritic import sweeps
 from SoftActorCritic.numpy_policy import Policy, load_policy
 
 if TYPE_CHECKING:  # type hints only: run_logging imports TensorFlow
@@ -92,6 +93,11 @@ def check_environments(specs: Sequence[ExperimentSpec]) -> None:
 
 def request_stop_on_signals(agent) -> None:
     """SIGINT (Ctrl-C) and SIGTERM ask the agent to checkpoint and stop at its next step; a second Ctrl-C kills."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return  # a Ray Tune trial runs in a thread: its driver stops it (SoftActorCritic.sweeps)
+
     def handler(signum, frame):
         if agent.stop_requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
@@ -143,7 +149,7 @@ def import_training() -> ConsoleView:
 
 def latest_checkpoint_state(run_dir: Path) -> dict | None:
     """The run state (epoch, env steps, ...) of the newest complete checkpoint of a run, read without TensorFlow."""
-    checkpoints = run_dir / "checkpoints"
+    checkpoints = Path(run_dir) / "checkpoints"
     index = checkpoints / "checkpoint"
     match = CHECKPOINT_INDEX.search(index.read_text()) if index.is_file() else None
     if match is None:
@@ -167,18 +173,38 @@ def resume_spec(run_dir: Path, overrides: Sequence[str]) -> ExperimentSpec:
 
 
 def command_train(args: argparse.Namespace) -> None:
-    if not args.resume:
-        if args.spec is None:
-            raise UserInputError("train needs --spec FILE or the name of a shipped experiment (see `sac list`)")
-        runs = plan_runs(args)
-        check_environments([spec for spec, _ in runs])
+    sweeps.check_backend_options(args)
+    if args.resume:
+        resume(args)
+        return
+    if args.spec is None:
+        raise UserInputError("train needs --spec FILE or the name of a shipped experiment (see `sac list`)")
+    if args.run_dir is None:  # a grid or reruns: one sweep folder for the runs and their summary
+        args.run_dir = sweeps.default_sweep_dir(resolve_spec(args.spec), args.set, max(args.reruns, 1))
+    runs = plan_runs(args)
+    check_environments([spec for spec, _ in runs])
+    sweep_dir = Path(args.run_dir) if len(runs) > 1 else None
+    if sweep_dir is not None:
+        sweeps.write_manifest(sweep_dir, runs, args.backend)
+    if args.backend == "ray":
+        sweeps.run_on_ray(runs, sweep_dir, args.ray_address, args.max_concurrent)
+    else:
         view = import_training()
         for spec, run_dir in runs:
             train_one(spec, run_dir, resume=False, view=view)
-        return
+    sweeps.report_summary(runs, sweep_dir)
+
+
+def resume(args: argparse.Namespace) -> None:
+    """train --resume: continue a run (or extend it with --set max_epoch=N), or a sweep folder's unfinished runs."""
     if args.run_dir is None:
         raise UserInputError("--resume needs --run-dir: the folder of the run to continue")
     run_dir = Path(args.run_dir)
+    if sweeps.is_sweep_folder(run_dir):
+        if args.set:
+            raise UserInputError("--set with --resume of a sweep folder: a sweep continues as it was planned")
+        sweeps.resume_sweep(run_dir, args.backend, import_training(), args.ray_address, args.max_concurrent)
+        return
     if not (run_dir / "spec.yaml").is_file():
         raise UserInputError(f"run folder {str(run_dir)!r} holds no spec.yaml to resume")
     spec = resume_spec(run_dir, args.set)
@@ -192,9 +218,12 @@ def command_train(args: argparse.Namespace) -> None:
               f"(extend it with --set max_epoch=N, N > {spec.max_epoch})")
         return
     check_environments([spec])
-    view = import_training()
     spec.to_yaml(run_dir / "spec.yaml")  # the new max_epoch, if any
-    train_one(spec, run_dir, resume=True, view=view)
+    if args.backend == "ray":
+        sweeps.run_on_ray([(spec, run_dir)], None, args.ray_address, args.max_concurrent)
+    else:
+        train_one(spec, run_dir, resume=True, view=import_training())
+    sweeps.report_summary([(spec, run_dir)], None)
 
 
 def _run_spec(run_dir: Path) -> ExperimentSpec:
@@ -274,6 +303,13 @@ def command_export(args: argparse.Namespace) -> None:
           f"action: float32 [None, {policy.act_dim}] in the bounds of {policy.env_id}")
 
 
+def command_tune(args: argparse.Namespace) -> None:
+    from SoftActorCritic.search import run_search
+
+    args.spec = str(resolve_spec(args.spec))
+    run_search(args)
+
+
 def command_plot(args: argparse.Namespace) -> None:
     from SoftActorCritic.plotting import plot_learning_curves
 
@@ -283,7 +319,8 @@ def command_plot(args: argparse.Namespace) -> None:
     else:  # next to the runs: in the one folder given, or in the folders' common parent
         out = (folders[0] if len(folders) == 1 else Path(os.path.commonpath([p.resolve() for p in folders])))
         out = out / "learning_curves.png"
-    print(f"learning curves written to {plot_learning_curves(folders, out)}")
+    out = plot_learning_curves(folders, out, args.metric or ["eval_return_mean"])
+    print(f"learning curves written to {out}")
 
 
 def command_list(args: argparse.Namespace) -> None:
@@ -315,10 +352,40 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override a spec field (repeatable); a list value makes a grid search; with --resume "
                             "only max_epoch=N, to extend the run")
     train.add_argument("--run-dir", help="run folder (default runs/<name>/<date-time>-seed<N>); with a grid "
-                                         "or reruns, the parent folder")
+                                         "or reruns, the sweep folder (default runs/<name>/sweep-<date-time>)")
     train.add_argument("--reruns", type=int, default=1, help="seeds per grid point: seed, seed+1, ...")
-    train.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its checkpoint")
+    train.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its checkpoint "
+                                                             "(a sweep folder: its unfinished runs)")
+    train.add_argument("--backend", choices=("local", "ray"), default="local",
+                       help="local: the runs one after another in this process; ray: each run is a Ray Tune "
+                            "trial (retried from its checkpoint if its process dies)")
+    train.add_argument("--ray-address", metavar="HOST:PORT",
+                       help="join the Ray cluster started with `ray start --head` there (default: start a local "
+                            "one inside this command)")
+    train.add_argument("--max-concurrent", type=int, metavar="K",
+                       help="Ray trials at a time (default: one per CPU of the cluster); the CPUs are shared "
+                            "evenly between them")
     train.set_defaults(func=command_train)
+
+    search = commands.add_parser("tune", help="hyperparameter search on Ray Tune (Optuna sampler, ASHA stopping); "
+                                              "writes the best configuration as a spec file")
+    search.add_argument("--spec", required=True, help="spec YAML file or a shipped experiment's name; a field written as a "
+                                                      "distribution, e.g. 'loguniform(1e-4, 1e-2)', is searched")
+    search.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a spec field (repeatable)")
+    search.add_argument("--search", action="append", default=[], metavar="FIELD=DISTRIBUTION",
+                        help="search a field (repeatable): uniform(a, b), loguniform(a, b), randint(a, b) "
+                             "(b excluded) or choice([v1, v2, ...])")
+    search.add_argument("--samples", type=int, default=8, metavar="N", help="configurations to try (default 8)")
+    search.add_argument("--scheduler", choices=("asha", "none"), default="asha",
+                        help="asha: stop poor trials early on their per-epoch eval return; none: run all to the end")
+    search.add_argument("--run-dir", help="search folder (default runs/<name>/tune-<date-time>): one run folder "
+                                          "per trial, summary.csv and best_spec.yaml")
+    search.add_argument("--ray-address", metavar="HOST:PORT",
+                        help="join the Ray cluster started with `ray start --head` there (default: a local one)")
+    search.add_argument("--max-concurrent", type=int, metavar="K",
+                        help="trials at a time (default: one per CPU of the cluster)")
+    search.set_defaults(func=command_tune)
 
     for name, helptext, func in (("eval", "deterministic return of a run's policy, tanh(mu)", command_eval),
                                  ("play", "watch a run's policy, or record videos", command_play)):
@@ -340,6 +407,9 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
                       help="run folders, or folders of runs (reruns are averaged)")
     plot.add_argument("--out", help="image file to write (default: learning_curves.png next to the runs)")
+    plot.add_argument("--metric", action="append", metavar="COLUMN",
+                      help="progress.csv column to draw, one panel each (repeatable; default eval_return_mean), "
+                           "e.g. q1_mean for overestimation")
     plot.set_defaults(func=command_plot)
 
     listing = commands.add_parser("list", help="the shipped experiments, with a one-line description each")

@@ -2,7 +2,10 @@
 
 A spec file is YAML holding a subset of the fields below; `--set key=value` overrides
 them. As in the original project, a list in place of a scalar value means a search:
-`expand_grid` turns one raw spec into one spec per grid point.
+`expand_grid` turns one raw spec into one spec per grid point. A sweep file may also hold
+`grid:`, a list of mappings of fields that change together (one grid axis), e.g. the three
+actor gradient estimators {actor_gradient: reinforce, num_actor_samples: 1}, {..., 10},
+{actor_gradient: reparametrize}.
 """
 from __future__ import annotations
 
@@ -269,9 +272,25 @@ def load_raw_spec(path: str | Path, overrides: Iterable[str] = ()) -> dict[str, 
     raw.setdefault("name", path.stem)
     raw.update(parse_override(text) for text in overrides)
     for key in raw:
-        if key not in FIELD_NAMES:
+        if key not in FIELD_NAMES and key != GRID_KEY:
             raise UserInputError(f"unknown spec field {key!r}{closest_field_hint(str(key))}")
+    _check_grid_points(raw.get(GRID_KEY))
     return raw
+
+
+GRID_KEY = "grid"  # a list of {field: value} mappings: one grid axis whose points set several fields together
+
+
+def _check_grid_points(points: Any) -> None:
+    """`grid:` must be a non-empty list of mappings of known fields."""
+    if points is None:
+        return
+    if not isinstance(points, list) or not points or not all(isinstance(point, dict) and point for point in points):
+        raise UserInputError(f"spec key {GRID_KEY!r}: expected a list of field: value mappings, got {points!r}")
+    for point in points:
+        for key in point:
+            if key not in FIELD_NAMES or key == "name":
+                raise UserInputError(f"spec key {GRID_KEY!r}: unknown spec field {key!r}{closest_field_hint(str(key))}")
 
 
 def _is_grid(key: str, value: Any) -> bool:
@@ -283,16 +302,21 @@ def _is_grid(key: str, value: Any) -> bool:
 
 def expand_grid(raw: dict[str, Any]) -> list[ExperimentSpec]:
     """One validated ExperimentSpec per point of the grid (a single point when nothing is a list)."""
+    raw = dict(raw)
+    grid_points = raw.pop(GRID_KEY, None) or [{}]
     grid_keys = [key for key, value in raw.items() if _is_grid(key, value)]
     if any(len(raw[key]) == 0 for key in grid_keys):
         raise UserInputError(f"spec field {grid_keys[0]!r}: an empty list is not a search")
     specs = []
-    for values in itertools.product(*(raw[key] for key in grid_keys)):
-        point = dict(raw, **dict(zip(grid_keys, values)))
-        if grid_keys:
-            tag = ",".join(f"{key}={_tag(value)}" for key, value in zip(grid_keys, values))
-            point["name"] = f"{raw['name']}-{tag}"
-        specs.append(ExperimentSpec(**point))
+    for grid_point in grid_points:
+        for values in itertools.product(*(raw[key] for key in grid_keys)):
+            changes = dict(grid_point, **dict(zip(grid_keys, values)))
+            point = dict(raw, **changes)
+            # the seed is not part of the name: run folders already end in -seed<N>
+            tag = ",".join(f"{key}={_tag(value)}" for key, value in changes.items() if key != "seed")
+            if tag:
+                point["name"] = f"{raw['name']}-{tag}"
+            specs.append(ExperimentSpec(**point))
     return specs
 
 
