@@ -1,8 +1,6 @@
 """Sweeps on Ray Tune (SoftActorCritic/sweeps.py, search.py): grids x seeds as trials, summary.csv, retries
 from the run's own checkpoint, resume of an interrupted sweep, a search with ASHA, a `ray start --head`
 cluster, and one-line answers to bad input. Everything Ray starts listens on 127.0.0.1 only."""
-import contextlib
-import io
 import json
 import os
 import signal
@@ -17,13 +15,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from SoftActorCritic.experiment_runner import main
+from tests.helpers import REPO, run_cli
 
 # Before Ray's first import in this process (it reads the variable then): Ray on 127.0.0.1 only.
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 
-REPO = Path(__file__).resolve().parent.parent
 TINY_SPEC = """\
 description: two short epochs on Pendulum, for the sweep tests
 env_id: Pendulum-v1
@@ -42,17 +39,6 @@ seed: 3
 RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
            "TF_CPP_MIN_LOG_LEVEL": "2"}
-
-
-def run_cli(*args: str) -> tuple[int, str, str]:
-    """main() in this process, returning (status, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            status = main(list(args))
-        except SystemExit as exit_:  # argparse errors
-            status = exit_.code
-    return status, out.getvalue(), err.getvalue()
 
 
 def start_cli(*args: str, cwd: Path) -> subprocess.Popen:
