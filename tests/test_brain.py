@@ -401,32 +401,49 @@ class TrainStepTest(unittest.TestCase):
 
 
 class TrainStepsTest(unittest.TestCase):
-    """train_steps: K gradient steps in one compiled call are K train_step calls, bit for bit."""
+    """train_steps: K gradient steps in one compiled call are K train_step calls on the same minibatches and
+    noise: bit for bit on TensorFlow's executor, to float32 rounding when XLA compiles the K steps."""
 
-    def check_equals_single_steps(self, num_batches: int = 5, **changes):
-        singles, fused = tiny_brain(**changes), tiny_brain(**changes)  # same seed: same weights and noise
+    def check_equals_single_steps(self, jit_compile_steps: bool, num_batches: int = 5, **changes):
+        spec = ExperimentSpec(**{**TINY, **changes})
+        singles = SoftActorCriticBrain(spec, OBS_DIM, ACT_DIM)  # same seed: same weights and noise
+        fused = SoftActorCriticBrain(spec, OBS_DIM, ACT_DIM, jit_compile_steps=jit_compile_steps)
         minibatches = filled_buffer().sample(16, num_batches=num_batches)
         single_metrics = [singles.train_step(minibatches[k]) for k in range(num_batches)]
         metrics = fused.train_steps(minibatches)
+
+        def assert_equal(got, expected, name):
+            if jit_compile_steps:
+                np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7, err_msg=name)
+            else:
+                np.testing.assert_array_equal(got, expected, err_msg=name)
+
         expected, got = checkpointed_values(singles), checkpointed_values(fused)
         self.assertEqual(list(got), list(expected))
         for name in expected:
-            np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+            assert_equal(got[name], expected[name], name)
         self.assertEqual(set(metrics), set(single_metrics[0]))
         for key in set(metrics) - {"all_finite"}:
             total = np.float32(0.0)
             for step in single_metrics:  # the order train_steps sums them in, in float32
                 total = np.float32(total + step[key].numpy())
-            self.assertEqual(float(metrics[key]), float(total / np.float32(num_batches)), key)
+            assert_equal(metrics[key].numpy(), total / np.float32(num_batches), key)
         self.assertTrue(bool(metrics["all_finite"]))
         obs = np.random.default_rng(1).normal(size=(4, OBS_DIM)).astype(np.float32)
-        np.testing.assert_array_equal(fused.numpy_actor()(obs), singles.numpy_actor()(obs))
+        assert_equal(fused.numpy_actor()(obs), singles.numpy_actor()(obs), "numpy_actor")
 
-    def test_v1_k_steps_equal_k_train_steps(self):
-        self.check_equals_single_steps(target_update_interval=2)
+    def test_v1_k_steps_equal_k_train_steps_bit_for_bit(self):
+        self.check_equals_single_steps(jit_compile_steps=False, target_update_interval=2)
 
-    def test_v2_learned_alpha_k_steps_equal_k_train_steps(self):
-        self.check_equals_single_steps(variant="v2", alpha="auto", q_backup="double")
+    def test_v2_learned_alpha_k_steps_equal_k_train_steps_bit_for_bit(self):
+        self.check_equals_single_steps(jit_compile_steps=False, variant="v2", alpha="auto", q_backup="double")
+
+    def test_xla_k_steps_equal_k_train_steps(self):
+        self.check_equals_single_steps(jit_compile_steps=True, target_update_interval=2, alpha="auto")
+
+    def test_xla_reinforce_k_steps_equal_k_train_steps(self):
+        self.check_equals_single_steps(jit_compile_steps=True, variant="v2", actor_gradient="reinforce",
+                                       num_actor_samples=3)
 
     def test_one_minibatch_is_one_train_step(self):
         brain = tiny_brain()
