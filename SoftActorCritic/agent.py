@@ -2,9 +2,10 @@
 
 Each environment step: act (uniform random until min_pool_size, then a ~ pi(.|s)),
 env.step, store the transition; every gradient_step_interval steps (once the pool holds
-min_pool_size transitions): sample a minibatch and take one gradient step. After each
-epoch: max_eval_trj episodes with the deterministic policy tanh(mu) on a separate
-environment, one row of metrics, and a checkpoint every checkpoint_interval epochs.
+min_pool_size transitions): sample gradient_steps minibatches at once and take as many
+gradient steps in one call. After each epoch: max_eval_trj episodes with the deterministic
+policy tanh(mu) on a separate environment, one row of metrics, and a checkpoint every
+checkpoint_interval epochs.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from blocAndTools.errors import EnvironmentFault, TrainingDiverged, TrainingInte
 from blocAndTools.experiment_spec import ExperimentSpec
 from blocAndTools.gym_playground import GymPlayground
 from blocAndTools.replay_buffer import ReplayBuffer
-from blocAndTools.run_logging import ConsoleView, ProgressFiles
+from blocAndTools.run_logging import UPDATE_METRICS, ConsoleView, ProgressFiles
 from blocAndTools.seeding import episode_seeds, stream_seed
 from blocAndTools.tf_threads import configure_tensorflow_threads
 from SoftActorCritic.brain import SoftActorCriticBrain
@@ -63,7 +64,7 @@ class SoftActorCriticAgent:
         the training metrics of the steps it ran (means over the epoch's gradient steps).
         """
         spec = self.spec
-        episode_returns, step_metrics = [], []
+        episode_returns, updates = [], []
         epoch_end = (self.epoch + 1) * spec.timestep_per_epoch
         while self.env_steps < epoch_end:
             if self.stop_requested:
@@ -80,22 +81,24 @@ class SoftActorCriticAgent:
                 episode_returns.append(self._episode_return)
                 self._obs = None
             if len(self.buffer) >= spec.min_pool_size and self.env_steps % spec.gradient_step_interval == 0:
-                step = self.brain.train_step(self.buffer.sample(spec.batch_size_in_ts))
-                if not step.pop("all_finite"):
-                    self._stop_diverged(step)
-                step_metrics.append(step)
+                # gradient_steps steps on as many minibatches from one gather, in one compiled call
+                update = self.brain.train_steps(self.buffer.sample(spec.batch_size_in_ts,
+                                                                   num_batches=spec.gradient_steps))
+                if not update["all_finite"]:
+                    self._stop_diverged(update)
+                updates.append(update)
             advance(1)
         metrics = {"train_return_mean": float(np.mean(episode_returns)) if episode_returns else None,
                    "train_episodes": len(episode_returns)}
-        if step_metrics:  # metrics stay tensors during the epoch: one read-back per epoch, not per step
-            metrics.update({key: float(tf.reduce_mean(tf.stack([m[key] for m in step_metrics])))
-                            for key in step_metrics[0]})
+        if updates:  # metrics stay tensors during the epoch: one read-back per epoch, not per step
+            metrics.update({key: float(tf.reduce_mean(tf.stack([update[key] for update in updates])))
+                            for key in UPDATE_METRICS if key in updates[0]})
         return metrics
 
-    def _stop_diverged(self, step: dict[str, tf.Tensor]) -> None:
+    def _stop_diverged(self, update: dict[str, tf.Tensor]) -> None:
         """The divergence guard: name the non-finite losses and stop before any checkpoint holds them."""
-        bad = ", ".join(f"{key} became {float(value)}" for key, value in step.items()
-                        if not np.isfinite(float(value)))
+        bad = ", ".join(f"{key} became {float(update[key])}" for key in UPDATE_METRICS
+                        if key in update and not np.isfinite(float(update[key])))
         raise TrainingDiverged(f"{bad} during epoch {self.epoch + 1} (gradient step "
                                f"{int(self.brain.gradient_step.numpy())}); the run stopped and its last good "
                                f"checkpoint is kept")

@@ -3,13 +3,15 @@
 The peers run in their own virtual environment (benchmarks/peers/.venv, made by
 `bash benchmarks/peers/setup.sh`) through benchmarks/peers/peer_sac.py as a subprocess that
 prints one JSON line: this project never imports torch, SB3, JAX or sbx. One invocation
-measures, one after the other, this project (train_step_benchmark's time_train_step and
+measures, one after the other, this project (train_step_benchmark's time_both and
 time_action, v1 and v2 with alpha 'auto'), then SB3, then sbx, at two sizes on
 HalfCheetah-v5 dimensions (obs 17, act 6): 64x64 networks with batch 100, 256x256 with 256.
+Each library is timed both ways: S gradient steps in one call (the project's train_steps,
+the peers' train(gradient_steps=S); S = the steps of a timed block) and one step per call.
 
     python benchmarks/peer_benchmark.py            # a few minutes
     python benchmarks/peer_benchmark.py --quick    # under two minutes
-Results: benchmarks/results/peer_benchmark.csv (one row per library, variant and size)
+Results: benchmarks/results/peer_benchmark.csv (one row per library, variant and size; each run adds its rows)
 
 peer_python() and run_peer() are also used by other benchmarks (training_throughput.py).
 """
@@ -71,9 +73,10 @@ def run_peer(library: str, measure: str, **options) -> dict:
 
 
 def measure_project(blocks: int, steps_per_block: int) -> list[dict]:
-    """Rows for this project: v1 and v2 (alpha 'auto') train_step at each size, and sample_action latency."""
+    """Rows for this project: v1 and v2 (alpha 'auto') at each size, train_steps (S steps per call) and
+    train_step (one per call), and sample_action latency."""
     # Imported here, not at the top: peer_python/run_peer stay usable without loading TensorFlow.
-    from train_step_benchmark import time_action, time_train_step
+    from train_step_benchmark import time_action, time_both
 
     from blocAndTools import ExperimentSpec
     from blocAndTools.tf_threads import configure_tensorflow_threads
@@ -85,9 +88,10 @@ def measure_project(blocks: int, steps_per_block: int) -> list[dict]:
         for label, variant, alpha in (("v1", "v1", 1.0), ("v2-auto", "v2", "auto")):
             spec = ExperimentSpec(variant=variant, alpha=alpha, batch_size_in_ts=batch, phi_nn_h_layer_topo=topo,
                                   psi_nn_h_layer_topo=topo, theta_nn_h_layer_topo=topo)
-            seconds = time_train_step(spec, blocks, steps_per_block)
+            seconds = time_both(spec, blocks, steps_per_block)
             rows.append({"library": "project", "variant": label, "width": width, "batch": batch,
-                         "ms_per_step": seconds * 1e3, "ms_per_step_one_per_call": seconds * 1e3})
+                         "ms_per_step": seconds["train_steps"] * 1e3,
+                         "ms_per_step_one_per_call": seconds["train_step"] * 1e3})
     action_us = {width: time_action(width) for width, _ in SIZES}
     for row in rows:
         row["action_us"] = action_us[row["width"]]
@@ -114,6 +118,16 @@ def measure_peer(library: str, blocks: int, steps_per_block: int, quick: bool) -
         row["action_us"] = action["action_predict_us"]
         row["action_policy_call_us"] = action["action_policy_call_us"]
     return rows, versions
+
+
+def append_results(frame: pd.DataFrame, path: Path) -> None:
+    """Add this run's rows, stamped with the time of the run, under the earlier runs' rows of the CSV at path
+    (the README quotes earlier runs; columns new to this run are left empty in older rows)."""
+    frame = frame.assign(run_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    if path.exists():
+        frame = pd.concat([pd.read_csv(path), frame], ignore_index=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False, float_format="%.4g")
 
 
 def optional(value: float | None, fmt: str) -> str:
@@ -158,17 +172,21 @@ def main() -> None:
 
     for row in rows:
         row["steps_per_s"] = 1e3 / row["ms_per_step"]
-    project = {(row["variant"], row["width"]): row["steps_per_s"] for row in rows if row["library"] == "project"}
+    # Ratios of gradient steps per second, each way against the same way: S steps per call, one per call.
+    project = {(row["variant"], row["width"]): row for row in rows if row["library"] == "project"}
     for row in rows:
         peer = row["library"] != "project"
-        row["v1_over_peer"] = project[("v1", row["width"])] / row["steps_per_s"] if peer else None
-        row["v2_over_peer"] = project[("v2-auto", row["width"])] / row["steps_per_s"] if peer else None
+        for label, key in (("v1", "v1_over_peer"), ("v2-auto", "v2_over_peer")):
+            ours = project[(label, row["width"])]
+            row[key] = row["ms_per_step"] / ours["ms_per_step"] if peer else None
+            row[f"{key}_one_per_call"] = (row["ms_per_step_one_per_call"] / ours["ms_per_step_one_per_call"]
+                                          if peer else None)
 
     names = {"project": "project", "sb3": "SB3", "sbx": "sbx"}
     steps_table = Table(title=f"SAC gradient step, HalfCheetah-v5 sizes, {cpu_model()}, {os.cpu_count()} cores "
                               f"(medians, {'quick' if args.quick else 'full'})")
-    for column in ("library", "variant", "network", "batch", "ms/step", "steps/s", "ms/step 1 per call",
-                   "v1 / peer", "v2 / peer"):
+    for column in ("library", "variant", "network", "batch", "ms/step, S per call", "steps/s", "ms/step 1 per call",
+                   "v1 / peer", "v2 / peer", "v1 / peer, 1 per call", "v2 / peer, 1 per call"):
         steps_table.add_column(column, justify="right")
     action_table = Table(title="one stochastic action for one observation (medians)")
     for column in ("library", "network", "us / action", "us, policy network alone"):
@@ -178,17 +196,20 @@ def main() -> None:
             steps_table.add_row(names[row["library"]], row["variant"], f"{width}x{width}", str(batch),
                                 f"{row['ms_per_step']:.2f}", f"{row['steps_per_s']:.0f}",
                                 f"{row['ms_per_step_one_per_call']:.2f}", optional(row["v1_over_peer"], ".2f"),
-                                optional(row["v2_over_peer"], ".2f"))
+                                optional(row["v2_over_peer"], ".2f"), optional(row["v1_over_peer_one_per_call"], ".2f"),
+                                optional(row["v2_over_peer_one_per_call"], ".2f"))
             if row["variant"] != "v2-auto":  # the project's actor is the same in v1 and v2
                 action_table.add_row(names[row["library"]], f"{width}x{width}", f"{row['action_us']:.0f}",
                                      optional(row["action_policy_call_us"], ".0f"))
         steps_table.add_section()
         action_table.add_section()
     console.print(steps_table)
-    console.print("v1 / peer, v2 / peer: this project's gradient steps per second divided by the peer's (> 1: this "
-                  "project is faster). The peers' ms/step times model.train(gradient_steps=S) (sbx runs the S steps "
-                  "in one compiled loop); '1 per call' times S calls of train(gradient_steps=1), as their learn() "
-                  "does with train_freq=1 (the project's train_step is always one call per step).")
+    console.print(f"S = {steps}. v1 / peer, v2 / peer: this project's gradient steps per second divided by the "
+                  "peer's, S steps per call on both sides (> 1: this project is faster): the project's "
+                  "train_steps (S minibatches from one sample, one XLA-compiled call) against the peers' "
+                  "model.train(gradient_steps=S) (sbx runs the S steps in one compiled loop, SB3 loops in Python). "
+                  "'1 per call': train_step against S calls of train(gradient_steps=1), as learn() does with "
+                  "train_freq=1.")
     console.print(action_table)
     console.print("us / action: this project's sample_action, the peers' model.predict(obs, deterministic=False) "
                   "as their training loop calls it; policy network alone: the peers' actor call without predict's "
@@ -202,9 +223,8 @@ def main() -> None:
     frame["cpu_count"], frame["processor"] = os.cpu_count(), cpu_model()
     for name in ("python", "tensorflow", "torch", "stable_baselines3", "sbx-rl", "jax", "gymnasium", "mujoco"):
         frame[name.replace("-", "_")] = versions.get(name)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(RESULTS, index=False, float_format="%.4g")
-    console.print(f"saved {RESULTS} ({time.perf_counter() - start:.0f} s)")
+    append_results(frame, RESULTS)
+    console.print(f"added to {RESULTS} ({time.perf_counter() - start:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
-"""Gradient steps per second of SoftActorCriticBrain.train_step, with a roofline next to them.
+"""Gradient steps per second of SoftActorCriticBrain.train_step and train_steps, with a roofline next to them.
 
 For each variant, network width and batch size: the median time of several timed blocks
 of train_step calls after warm-up (fresh minibatches from a ReplayBuffer, as in training),
-the estimated FLOPs of one step, the GFLOP/s it reaches, and the float32 matmul GFLOP/s of
-this machine measured in the same run. Also the latency of one single-observation action.
+the same for train_steps taking a block's K steps in one call (K minibatches from one
+sample), the estimated FLOPs of one step, the GFLOP/s train_step reaches, and the float32
+matmul GFLOP/s of this machine measured in the same run. Also the latency of one
+single-observation action.
 
     python benchmarks/train_step_benchmark.py            # full grid, a few minutes
     python benchmarks/train_step_benchmark.py --quick    # under two minutes
@@ -28,6 +30,7 @@ from rich.table import Table  # noqa: E402
 
 from blocAndTools import ExperimentSpec, ReplayBuffer  # noqa: E402
 from blocAndTools.tf_threads import configure_tensorflow_threads  # noqa: E402
+from peer_benchmark import append_results  # noqa: E402
 from SoftActorCritic import SoftActorCriticBrain  # noqa: E402
 
 OBS_DIM, ACT_DIM = 17, 6  # HalfCheetah-v5
@@ -70,13 +73,18 @@ def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
     return cores * 2 * n ** 3 / statistics.median(times) / 1e9
 
 
-def time_train_step(spec: ExperimentSpec, blocks: int, steps_per_block: int) -> float:
-    """Median seconds per train_step over `blocks` timed blocks, after a warm-up block."""
-    brain = SoftActorCriticBrain(spec, OBS_DIM, ACT_DIM)
+def filled_buffer() -> ReplayBuffer:
+    """10,000 random transitions of HalfCheetah's sizes."""
     buffer = ReplayBuffer(10_000, OBS_DIM, ACT_DIM, seed=0)
     rng = np.random.default_rng(0)
     buffer.add_batch(rng.normal(size=(10_000, OBS_DIM)), rng.uniform(-1, 1, (10_000, ACT_DIM)),
                      rng.normal(size=10_000), rng.normal(size=(10_000, OBS_DIM)), np.zeros(10_000))
+    return buffer
+
+
+def time_train_step(spec: ExperimentSpec, blocks: int, steps_per_block: int) -> float:
+    """Median seconds per train_step over `blocks` timed blocks, after a warm-up block."""
+    brain, buffer = SoftActorCriticBrain(spec, OBS_DIM, ACT_DIM), filled_buffer()
     for _ in range(steps_per_block):
         brain.train_step(buffer.sample(spec.batch_size_in_ts))
     brain.gradient_step.numpy()
@@ -88,6 +96,31 @@ def time_train_step(spec: ExperimentSpec, blocks: int, steps_per_block: int) -> 
         float(metrics["q1_loss"])  # wait for the last step to finish
         times.append((time.perf_counter() - start) / steps_per_block)
     return statistics.median(times)
+
+
+def time_both(spec: ExperimentSpec, blocks: int, steps_per_block: int) -> dict[str, float]:
+    """Median seconds per gradient step of train_step (one call per step) and of train_steps (the block's
+    steps_per_block steps in one call), their timed blocks alternating, after a warm-up block of each."""
+    buffer = filled_buffer()
+    batch = spec.batch_size_in_ts
+    single, fused = SoftActorCriticBrain(spec, OBS_DIM, ACT_DIM), SoftActorCriticBrain(spec, OBS_DIM, ACT_DIM)
+
+    def one_per_call() -> None:
+        for _ in range(steps_per_block):
+            metrics = single.train_step(buffer.sample(batch))
+        float(metrics["q1_loss"])  # wait for the last step to finish
+
+    def all_in_one_call() -> None:
+        float(fused.train_steps(buffer.sample(batch, num_batches=steps_per_block))["q1_loss"])
+
+    times: dict[str, list[float]] = {"train_step": [], "train_steps": []}
+    for block in range(blocks + 1):  # block 0 warms up (train_steps: XLA compiles there)
+        for name, run in (("train_step", one_per_call), ("train_steps", all_in_one_call)):
+            start = time.perf_counter()
+            run()
+            if block:
+                times[name].append((time.perf_counter() - start) / steps_per_block)
+    return {name: statistics.median(seconds) for name, seconds in times.items()}
 
 
 def time_action(width: int, repeats: int = 2000) -> float:
@@ -122,35 +155,41 @@ def main() -> None:
         topo = (width, width)
         spec = ExperimentSpec(variant=variant, batch_size_in_ts=batch, phi_nn_h_layer_topo=topo,
                               psi_nn_h_layer_topo=topo, theta_nn_h_layer_topo=topo)
-        seconds = time_train_step(spec, blocks, steps)
+        both = time_both(spec, blocks, steps)
+        seconds = both["train_step"]
         flops = estimated_step_flops(variant, width, batch)
         rows.append({"variant": variant, "width": width, "batch": batch, "ms_per_step": seconds * 1e3,
-                     "steps_per_s": 1.0 / seconds, "gflop_per_step": flops / 1e9,
+                     "steps_per_s": 1.0 / seconds, "ms_per_step_k_per_call": both["train_steps"] * 1e3,
+                     "k_per_call": steps, "gflop_per_step": flops / 1e9,
                      "achieved_gflops": flops / seconds / 1e9, "matmul_gflops": roof,
                      "fraction_of_roof": flops / seconds / 1e9 / roof})
     action_us = {width: time_action(width) for width in (64, 256)}
 
     table = Table(title=f"train_step on {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
                         f"TF {tf.__version__}, {threads} (medians; matmul roof {roof:.0f} GFLOP/s)")
-    for column in ("variant", "width", "batch", "ms/step", "steps/s", "GFLOP/step", "GFLOP/s", "% of roof"):
+    for column in ("variant", "width", "batch", "ms/step", "steps/s", f"ms/step, {steps} per call", "GFLOP/step",
+                   "GFLOP/s", "% of roof"):
         table.add_column(column, justify="right")
     for row in rows:
         table.add_row(row["variant"], str(row["width"]), str(row["batch"]), f"{row['ms_per_step']:.2f}",
-                      f"{row['steps_per_s']:.0f}", f"{row['gflop_per_step']:.3f}", f"{row['achieved_gflops']:.1f}",
+                      f"{row['steps_per_s']:.0f}", f"{row['ms_per_step_k_per_call']:.2f}",
+                      f"{row['gflop_per_step']:.3f}", f"{row['achieved_gflops']:.1f}",
                       f"{100 * row['fraction_of_roof']:.0f}")
     console = Console()
     console.print(table)
+    console.print(f"ms/step: one train_step call per gradient step; ms/step, {steps} per call: train_steps taking "
+                  f"{steps} steps on {steps} minibatches from one sample in one call (XLA), timed blocks alternating; "
+                  f"steps/s, GFLOP/s and % of roof are train_step's.")
     for width, micros in action_us.items():
         console.print(f"sample_action, one observation, {width}x{width} actor: {micros:.0f} us (median)")
 
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
     frame = pd.DataFrame(rows)
     for width, micros in action_us.items():
         frame[f"sample_action_us_{width}"] = micros
     frame["mode"] = "quick" if args.quick else "full"
     frame["tf_threads"] = threads
-    frame.to_csv(RESULTS, index=False, float_format="%.4g")
-    console.print(f"saved {RESULTS}")
+    append_results(frame, RESULTS)
+    console.print(f"added to {RESULTS}")
 
 
 if __name__ == "__main__":

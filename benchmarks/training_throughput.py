@@ -2,9 +2,11 @@
 
 Runs the real training loop (SoftActorCriticAgent.run_epoch, with the live progress bar
 drawn to a hidden terminal) with timers wrapped around each call it makes: action
-selection, env.step, buffer add, buffer sample, train_step, and the progress bar
-(logging); 'loop' is the rest of the loop's own Python. One epoch of min_pool_size random
-steps fills the buffer first; then one gradient step per environment step is timed.
+selection, env.step, buffer add, buffer sample, the update (train_step / train_steps), and the
+progress bar (logging); 'loop' is the rest of the loop's own Python. One epoch of min_pool_size
+random steps fills the buffer first; then one gradient step per environment step is timed, and
+for HalfCheetah also gradient_step_interval = gradient_steps = 64 ("train every 64 steps": 64
+gradient steps in one call every 64 env steps), with the peers' train_freq = gradient_steps = 64.
 Evaluation is not part of it. Also the replay buffer's bytes and the peak resident memory,
 and, when the peer environment exists (bash benchmarks/peers/setup.sh), the end-to-end rate
 of Stable-Baselines3 and sbx on the same task in the same run.
@@ -36,7 +38,7 @@ from rich.table import Table  # noqa: E402
 from blocAndTools import ExperimentSpec  # noqa: E402
 from blocAndTools.run_logging import ConsoleView  # noqa: E402
 from blocAndTools.tf_threads import configure_tensorflow_threads  # noqa: E402
-from peer_benchmark import peer_python, run_peer  # noqa: E402
+from peer_benchmark import append_results, peer_python, run_peer  # noqa: E402
 from SoftActorCritic.agent import SoftActorCriticAgent  # noqa: E402
 
 EXPERIMENTS = BENCHMARKS.parent / "experiments"
@@ -65,12 +67,15 @@ class Stopwatches:
         return timed
 
 
-def measure(spec: ExperimentSpec, steps: int) -> dict:
-    """Steps per second of `steps` training steps after a random warm-up of spec.min_pool_size steps."""
-    spec = spec.replace(timestep_per_epoch=steps, min_pool_size=steps, gradient_step_interval=1, max_epoch=2)
+def measure(spec: ExperimentSpec, steps: int, every: int = 1) -> dict:
+    """Steps per second of `steps` training steps after a random warm-up of spec.min_pool_size steps,
+    with `every` gradient steps in one call every `every` env steps."""
+    spec = spec.replace(timestep_per_epoch=steps, min_pool_size=steps, gradient_step_interval=every,
+                        gradient_steps=every, max_epoch=2)
     agent = SoftActorCriticAgent(spec)
     agent.run_epoch()  # random actions: fills the buffer to min_pool_size
-    agent.brain.train_step(agent.buffer.sample(spec.batch_size_in_ts))  # the first call optimises the graph
+    # the first call optimises the graph (XLA compiles the K-step update)
+    agent.brain.train_steps(agent.buffer.sample(spec.batch_size_in_ts, num_batches=every))
     agent.epoch += 1
 
     watches = Stopwatches()
@@ -78,7 +83,7 @@ def measure(spec: ExperimentSpec, steps: int) -> dict:
     agent.playground.step = watches.wrap("env_step", agent.playground.step)
     agent.buffer.add = watches.wrap("buffer_add", agent.buffer.add)
     agent.buffer.sample = watches.wrap("buffer_sample", agent.buffer.sample)
-    agent.brain.train_step = watches.wrap("train_step", agent.brain.train_step)
+    agent.brain.train_steps = watches.wrap("train_step", agent.brain.train_steps)
     view = ConsoleView(Console(file=io.StringIO(), force_terminal=True))  # the live bar, drawn out of sight
     start = time.perf_counter()
     with view.epoch_progress(2, steps) as advance:
@@ -98,7 +103,7 @@ def measure(spec: ExperimentSpec, steps: int) -> dict:
 
     row = {"env": spec.env_id, "library": "this project", "variant": spec.variant, "alpha": str(spec.alpha),
            "width": spec.theta_nn_h_layer_topo[0], "batch": spec.batch_size_in_ts, "steps": steps,
-           "steps_per_s": steps / total, "ms_per_step": total / steps * 1e3,
+           "gradient_steps_every": every, "steps_per_s": steps / total, "ms_per_step": total / steps * 1e3,
            "buffer_mb": agent.buffer.nbytes / 2 ** 20, "pool_capacity": spec.pool_capacity,
            "fill_rss_growth_mb": rss_growth, "fill_rows_mb": rows_written}
     for part in PARTS:
@@ -109,16 +114,18 @@ def measure(spec: ExperimentSpec, steps: int) -> dict:
     return row
 
 
-def peer_rows(spec: ExperimentSpec, steps: int) -> list[dict]:
-    """The peers' end-to-end rate on the same task and sizes (their SAC is v2 with a learned alpha)."""
+def peer_rows(spec: ExperimentSpec, steps: int, every: int = 1) -> list[dict]:
+    """The peers' end-to-end rate on the same task and sizes (their SAC is v2 with a learned alpha),
+    with train_freq = gradient_steps = every."""
     rows = []
     for library in ("sb3", "sbx"):
         result = run_peer(library, "throughput", env=spec.env_id, width=spec.theta_nn_h_layer_topo[0],
-                          batch=spec.batch_size_in_ts, steps=2 * steps, min_pool=steps)
+                          batch=spec.batch_size_in_ts, steps=2 * steps, min_pool=steps, train_freq=every,
+                          gradient_steps=every)
         rate = result["steps_per_s_warm"] or result["steps_per_s"]  # sbx compiles during its first steps
         rows.append({"env": spec.env_id, "library": library, "variant": "v2", "alpha": "auto",
                      "width": spec.theta_nn_h_layer_topo[0], "batch": spec.batch_size_in_ts, "steps": steps,
-                     "steps_per_s": rate, "ms_per_step": 1e3 / rate, "peak_rss_mb": result["peak_rss_mb"]})
+                     "gradient_steps_every": every, "steps_per_s": rate, "ms_per_step": 1e3 / rate, "peak_rss_mb": result["peak_rss_mb"]})
     return rows
 
 
@@ -135,27 +142,30 @@ def main() -> None:
     if not args.quick:
         cases.append(pendulum)
 
-    rows = [measure(spec, steps) for spec in cases]
+    rows = [measure(spec, steps) for spec in cases] + [measure(halfcheetah, steps, every=64)]
     peers = peer_python() is not None and not args.no_peers
     if peers:
-        rows += peer_rows(halfcheetah, steps)
+        rows += peer_rows(halfcheetah, steps) + peer_rows(halfcheetah, steps, every=64)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
     for row in rows:
         if row["library"] == "this project":
             row["peak_rss_mb"] = rss_mb
 
     console = Console(width=200)
-    table = Table(title=f"training steps per second, one gradient step per env step ({steps} timed steps; "
+    table = Table(title=f"training steps per second, one gradient step per env step: 'train every' 1 (one step per "
+                        f"call) or 64 (64 steps in one call); {steps} timed steps; "
                         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
                         f"TF {tf.__version__}, {threads})")
-    for column in ["env", "library", "variant", "net/batch", "steps/s", "ms/step"] + [f"{p} us" for p in PARTS] \
+    for column in ["env", "library", "variant", "net/batch", "train every", "steps/s", "ms/step"] \
+            + [f"{p} us" for p in PARTS] \
             + ["loop us", "not update or env"]:
         table.add_column(column, justify="right")
     for row in rows:
         parts = [f"{row[f'{p}_us']:.0f}" if f"{p}_us" in row else "" for p in PARTS + ["loop"]]
         share = f"{100 * row['overhead_fraction']:.1f} %" if "overhead_fraction" in row else ""
         table.add_row(row["env"], row["library"], f"{row['variant']} alpha {row['alpha']}",
-                      f"{row['width']}/{row['batch']}", f"{row['steps_per_s']:.0f}", f"{row['ms_per_step']:.2f}",
+                      f"{row['width']}/{row['batch']}", str(row["gradient_steps_every"]), f"{row['steps_per_s']:.0f}",
+                      f"{row['ms_per_step']:.2f}",
                       *parts, share)
     console.print(table)
     console.print(f"replay buffer of {halfcheetah.pool_capacity:,} HalfCheetah transitions: "
@@ -165,12 +175,11 @@ def main() -> None:
     if not peers:
         console.print("peers not measured: run `bash benchmarks/peers/setup.sh` once to include them")
 
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
     frame = pd.DataFrame(rows)
     frame["mode"] = "quick" if args.quick else "full"
     frame["tf_threads"] = threads
-    frame.to_csv(RESULTS, index=False, float_format="%.4g")
-    console.print(f"saved {RESULTS}")
+    append_results(frame, RESULTS)
+    console.print(f"added to {RESULTS}")
 
 
 if __name__ == "__main__":

@@ -58,6 +58,8 @@ class ExperimentSpec:
     """Environment steps per epoch; an evaluation follows each epoch."""
     gradient_step_interval: int = 1
     """Environment steps between two gradient steps (1: one gradient step per env step)."""
+    gradient_steps: int = 1
+    """Gradient steps taken every gradient_step_interval env steps, on as many minibatches sampled at once, in one compiled call (SB3's gradient_steps; interval = steps = 64: "train every 64 steps")."""
     min_pool_size: int = 10_000
     """Transitions collected with uniform random actions before the first gradient step."""
     pool_capacity: int = 1_000_000
@@ -208,7 +210,7 @@ def _check_ranges(spec: ExperimentSpec) -> None:
 
     for name in ("learning_rate", "critic_learning_rate", "alpha_learning_rate", "reward_scaling"):
         require(math.isfinite(getattr(spec, name)) and getattr(spec, name) > 0, name, "a positive number")
-    for name in ("max_epoch", "timestep_per_epoch", "gradient_step_interval", "min_pool_size",
+    for name in ("max_epoch", "timestep_per_epoch", "gradient_step_interval", "gradient_steps", "min_pool_size",
                  "pool_capacity", "batch_size_in_ts", "checkpoint_interval", "target_update_interval",
                  "num_actor_samples"):
         require(getattr(spec, name) >= 1, name, "an integer >= 1")

@@ -32,7 +32,7 @@ import os
 import re
 import zipfile
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -49,30 +49,62 @@ _BIT_GENERATORS = {"PCG64": np.random.PCG64, "PCG64DXSM": np.random.PCG64DXSM,
                    "Philox": np.random.Philox, "SFC64": np.random.SFC64}
 
 
-class Minibatch(NamedTuple):
-    """A batch of transitions; every field is a fresh float32 array with batch first."""
-
-    obs: np.ndarray         # (batch, obs_dim)
-    act: np.ndarray         # (batch, act_dim)
-    rew: np.ndarray         # (batch,)
-    next_obs: np.ndarray    # (batch, obs_dim)
-    terminated: np.ndarray  # (batch,)  1.0 if the episode ended in a terminal state
-
-
 def transition_columns(rows, obs_dim: int, act_dim: int) -> tuple:
     """The obs, act, rew, next_obs, terminated columns of rows laid out [obs | act | rew | next_obs | terminated].
 
     Views for a NumPy array; slices for a TensorFlow tensor (the brain's update splits its
-    one input this way). Works on a whole table, a minibatch or a single row.
+    one input this way). Works on a whole table, one or several minibatches, or a single row.
     """
     o, a = obs_dim, act_dim
     return (rows[..., :o], rows[..., o:o + a], rows[..., o + a], rows[..., o + a + 1:2 * o + a + 1], rows[..., -1])
 
 
-def pack_transitions(batch) -> np.ndarray:
-    """The inverse of transition_columns: one float32 (batch, 2*obs_dim + act_dim + 2) array."""
-    return np.concatenate([batch.obs, batch.act, np.asarray(batch.rew)[:, None], batch.next_obs,
-                           np.asarray(batch.terminated)[:, None]], axis=1, dtype=np.float32)
+class Minibatch:
+    """Transitions as the buffer stores them: float32 rows [obs | act | rew | next_obs | terminated], with the
+    five columns as views.
+
+    `rows` has shape (batch, width), or (num_batches, batch, width) for several minibatches drawn
+    together (`minibatch[k]` is the k-th). The brain's update takes `rows` as it is: one array to
+    convert, no packing copy. Iterating gives the columns in order: obs, act, rew, next_obs, terminated.
+    """
+
+    _fields = ("obs", "act", "rew", "next_obs", "terminated")
+
+    def __init__(self, obs: ArrayLike, act: ArrayLike, rew: ArrayLike, next_obs: ArrayLike,
+                 terminated: ArrayLike) -> None:
+        """A minibatch from its five columns, copied into rows (the buffer's own minibatches use from_rows)."""
+        obs, act, next_obs = (np.asarray(x, np.float32) for x in (obs, act, next_obs))
+        self.rows = np.concatenate([obs, act, np.asarray(rew, np.float32)[..., None], next_obs,
+                                    np.asarray(terminated, np.float32)[..., None]], axis=-1)
+        self.obs_dim, self.act_dim = obs.shape[-1], act.shape[-1]
+
+    @classmethod
+    def from_rows(cls, rows: np.ndarray, obs_dim: int, act_dim: int) -> Minibatch:
+        """The minibatch whose rows are `rows` itself (no copy)."""
+        batch = cls.__new__(cls)
+        batch.rows, batch.obs_dim, batch.act_dim = rows, obs_dim, act_dim
+        return batch
+
+    def _column(self, index: int) -> np.ndarray:
+        return transition_columns(self.rows, self.obs_dim, self.act_dim)[index]
+
+    obs = property(lambda self: self._column(0), doc="(..., batch, obs_dim)")
+    act = property(lambda self: self._column(1), doc="(..., batch, act_dim)")
+    rew = property(lambda self: self._column(2), doc="(..., batch)")
+    next_obs = property(lambda self: self._column(3), doc="(..., batch, obs_dim)")
+    terminated = property(lambda self: self._column(4), doc="(..., batch): 1.0 if the episode ended in a terminal state")
+
+    def __iter__(self):
+        return iter(transition_columns(self.rows, self.obs_dim, self.act_dim))
+
+    def __getitem__(self, k: int) -> Minibatch:
+        """The k-th of several minibatches (a view)."""
+        return Minibatch.from_rows(self.rows[k], self.obs_dim, self.act_dim)
+
+    @property
+    def num_batches(self) -> int | None:
+        """How many minibatches rows holds, or None for one minibatch of shape (batch, width)."""
+        return self.rows.shape[0] if self.rows.ndim == 3 else None
 
 
 def _positive_int(value: object, name: str) -> int:
@@ -216,23 +248,26 @@ class ReplayBuffer:
 
     # ---------------------------------------------------------------- sampling
 
-    def sample(self, batch_size: int) -> Minibatch:
-        """Draw batch_size transitions uniformly (with replacement) from those held.
+    def sample(self, batch_size: int, num_batches: int | None = None) -> Minibatch:
+        """Draw batch_size transitions uniformly (with replacement) from those held; num_batches=K
+        draws K minibatches of batch_size at once (K * batch_size indices, one gather).
 
-        One fancy-indexing gather copies the sampled rows into a new (batch_size, width)
-        array, and the Minibatch fields are column views of that new array: nothing is
-        shared with the buffer or with any other minibatch, so mutating a minibatch never
-        touches the buffer or the next sample. (The fields are not C-contiguous; use
-        np.ascontiguousarray if a consumer needs that; tf.convert_to_tensor does not.)
+        The gather copies the sampled rows into a new (batch_size, width) array, or
+        (K, batch_size, width): nothing is shared with the buffer or with any other minibatch, so
+        mutating a minibatch never touches the buffer or the next sample. (Its columns are
+        views, not C-contiguous; the brain takes the contiguous rows.)
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
                 or batch_size <= 0:
             raise ValueError(f"sample: batch_size must be a positive integer, got {batch_size!r}")
+        if num_batches is not None:
+            num_batches = _positive_int(num_batches, "sample: num_batches")
         if batch_size > self._size:
             raise ValueError(f"sample: batch_size {batch_size} is larger than the "
                              f"{self._size} transitions held")
-        idx = self.rng.integers(0, self._size, size=batch_size)
-        return Minibatch(*self._columns(self._table[idx]))
+        shape = batch_size if num_batches is None else (num_batches, batch_size)
+        idx = self.rng.integers(0, self._size, size=shape)
+        return Minibatch.from_rows(self._table[idx], self.obs_dim, self.act_dim)
 
     # ----------------------------------------------------------- save / load
 

@@ -5,7 +5,7 @@ import csv
 import math
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Mapping
+from typing import Callable, Iterator, Mapping, NamedTuple
 
 import tensorflow as tf
 from rich.console import Console
@@ -14,29 +14,49 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColu
 from rich.text import Text
 from rich.table import Table
 
-# progress.csv columns, in order; a metric a variant does not have (v_loss in v2) is left empty.
-PROGRESS_COLUMNS = (
-    "epoch", "env_steps", "gradient_steps", "wall_time_s", "eval_return_mean", "eval_return_std",
-    "train_return_mean", "train_episodes", "v_loss", "q1_loss", "q2_loss", "pi_loss", "alpha_loss",
-    "alpha", "log_pi_mean", "v_mean", "frozen_v_mean", "q1_mean", "q2_mean", "steps_per_s")
 
-# The console row after each epoch: (column, header, format).
-CONSOLE_COLUMNS = (
-    ("epoch", "epoch", "{:.0f}"), ("env_steps", "steps", "{:.0f}"), ("eval_return_mean", "eval ret", "{:.1f}"),
-    ("eval_return_std", "± std", "{:.1f}"), ("train_return_mean", "train ret", "{:.1f}"),
-    ("q1_loss", "Q1 loss", "{:.3g}"), ("v_loss", "V loss", "{:.3g}"), ("pi_loss", "pi loss", "{:.3g}"),
-    ("alpha", "alpha", "{:.3g}"), ("q1_mean", "Q1 mean", "{:.1f}"), ("v_mean", "V mean", "{:.1f}"),
-    ("log_pi_mean", "log pi", "{:.2f}"), ("steps_per_s", "steps/s", "{:.0f}"))
+class Column(NamedTuple):
+    """One value of an epoch row: its progress.csv column, its TensorBoard section and its console column."""
 
+    name: str                 # the key in the row (and in the brain's metrics), the progress.csv column
+    section: str | None       # TensorBoard tag section/name (losses, values, charts); None: not in TensorBoard
+    header: str | None = None  # console header; None: not on the console
+    fmt: str = "{:.3g}"       # console format
+
+
+# Every value of an epoch row, in progress.csv order: the one definition of the metric names. A metric a
+# variant does not have (v_loss in v2) is left empty. The update's metrics are the rows from v_loss to q2_mean.
+COLUMNS = (
+    Column("epoch", None, "epoch", "{:.0f}"),
+    Column("env_steps", None, "steps", "{:.0f}"),
+    Column("gradient_steps", None),
+    Column("wall_time_s", None),
+    Column("eval_return_mean", "charts", "eval ret", "{:.1f}"),
+    Column("eval_return_std", "charts", "± std", "{:.1f}"),
+    Column("train_return_mean", "charts", "train ret", "{:.1f}"),
+    Column("train_episodes", "charts"),
+    Column("v_loss", "losses", "V loss"),
+    Column("q1_loss", "losses", "Q1 loss"),
+    Column("q2_loss", "losses"),
+    Column("pi_loss", "losses", "pi loss"),
+    Column("alpha_loss", "losses"),
+    Column("alpha", "charts", "alpha"),
+    Column("log_pi_mean", "charts", "log pi", "{:.2f}"),
+    Column("v_mean", "values", "V mean", "{:.1f}"),
+    Column("frozen_v_mean", "values"),
+    Column("q1_mean", "values", "Q1 mean", "{:.1f}"),
+    Column("q2_mean", "values"),
+    Column("steps_per_s", "charts", "steps/s", "{:.0f}"),
+)
+PROGRESS_COLUMNS = tuple(column.name for column in COLUMNS)
+UPDATE_METRICS = PROGRESS_COLUMNS[PROGRESS_COLUMNS.index("v_loss"):PROGRESS_COLUMNS.index("q2_mean") + 1]
+CONSOLE_COLUMNS = tuple((column.name, column.header, column.fmt) for column in COLUMNS if column.header)
+TENSORBOARD_TAGS = {column.name: f"{column.section}/{column.name}" for column in COLUMNS if column.section}
 
 
 def tensorboard_tag(key: str) -> str:
     """Metric names grouped in sections, as CleanRL does: losses/..., values/..., charts/..."""
-    if key.endswith("_loss"):
-        return f"losses/{key}"
-    if key in ("v_mean", "frozen_v_mean", "q1_mean", "q2_mean"):
-        return f"values/{key}"
-    return f"charts/{key}"
+    return TENSORBOARD_TAGS[key]
 
 
 def _format(value: object, fmt: str) -> str:
@@ -118,10 +138,10 @@ class ProgressFiles:
             csv.DictWriter(file, fieldnames=PROGRESS_COLUMNS).writerow(
                 {key: "" if row.get(key) is None else row[key] for key in PROGRESS_COLUMNS})
         with self.tensorboard.as_default(step=int(row["env_steps"])):
-            for key in PROGRESS_COLUMNS[4:]:
+            for key, tag in TENSORBOARD_TAGS.items():
                 value = row.get(key)
                 if value is not None:
-                    tf.summary.scalar(tensorboard_tag(key), float(value))
+                    tf.summary.scalar(tag, float(value))
         self.tensorboard.flush()
 
     def close(self) -> None:

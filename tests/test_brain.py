@@ -11,7 +11,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from blocAndTools import ExperimentSpec, Minibatch
+from blocAndTools import ExperimentSpec, Minibatch, ReplayBuffer
+from blocAndTools.run_logging import UPDATE_METRICS
 from SoftActorCritic import SoftActorCriticBrain
 
 OBS_DIM, ACT_DIM, BATCH = 3, 2, 5
@@ -21,6 +22,26 @@ TINY = dict(phi_nn_h_layer_topo=(4,), psi_nn_h_layer_topo=(4,), theta_nn_h_layer
 
 def tiny_brain(**changes) -> SoftActorCriticBrain:
     return SoftActorCriticBrain(ExperimentSpec(**{**TINY, **changes}), OBS_DIM, ACT_DIM)
+
+
+def filled_buffer(seed: int = 0, size: int = 100) -> ReplayBuffer:
+    rng = np.random.default_rng(seed)
+    buffer = ReplayBuffer(size, OBS_DIM, ACT_DIM, seed=seed)
+    buffer.add_batch(rng.normal(size=(size, OBS_DIM)), rng.uniform(-1, 1, (size, ACT_DIM)), rng.normal(size=size),
+                     rng.normal(size=(size, OBS_DIM)), rng.uniform(size=size) < 0.3)
+    return buffer
+
+
+def checkpointed_values(brain: SoftActorCriticBrain) -> dict[str, np.ndarray]:
+    """Every value a checkpoint of the brain holds (weights, Adam moments, counters, noise state), by name."""
+    values = {}
+    for key, trackable in brain.trackables().items():
+        if isinstance(trackable, tf.random.Generator):
+            values[key] = trackable.state.numpy()
+        else:
+            for i, variable in enumerate([trackable] if isinstance(trackable, tf.Variable) else trackable.variables):
+                values[f"{key}/{i}"] = variable.numpy()
+    return values
 
 
 def random_batch(rng: np.random.Generator, size: int = BATCH) -> Minibatch:
@@ -140,7 +161,8 @@ class LossesMatchHandComputationTest(unittest.TestCase):
 
     def test_terminated_alone_stops_the_bootstrap(self):
         brain = tiny_brain()
-        batch = random_batch(np.random.default_rng(1))._replace(terminated=np.ones(BATCH, np.float32))
+        obs, act, rew, next_obs, _ = random_batch(np.random.default_rng(1))
+        batch = Minibatch(obs, act, rew, next_obs, terminated=np.ones(BATCH, np.float32))
         got = brain.compute_losses(*batch, np.zeros((BATCH, ACT_DIM), np.float32),
                                    np.zeros((BATCH, ACT_DIM), np.float32))
         q = q_value(brain.Q_theta_1, batch.obs, batch.act)
@@ -370,6 +392,71 @@ class TrainStepTest(unittest.TestCase):
             for key, value in metrics.items():
                 self.assertEqual(value.shape, (), key)
                 self.assertTrue(np.isfinite(float(value)), f"{changes} {key}")
+
+
+    def test_metric_names_are_the_defined_update_metrics(self):
+        for changes in ({}, {"variant": "v2", "alpha": "auto"}):
+            metrics = tiny_brain(**changes).train_step(random_batch(np.random.default_rng(0), 16))
+            self.assertLessEqual(set(metrics) - {"all_finite"}, set(UPDATE_METRICS), changes)
+
+
+class TrainStepsTest(unittest.TestCase):
+    """train_steps: K gradient steps in one compiled call are K train_step calls on the same minibatches and
+    noise: bit for bit on TensorFlow's executor, to float32 rounding when XLA compiles the K steps."""
+
+    def check_equals_single_steps(self, jit_compile_steps: bool, num_batches: int = 5, **changes):
+        spec = ExperimentSpec(**{**TINY, **changes})
+        singles = SoftActorCriticBrain(spec, OBS_DIM, ACT_DIM)  # same seed: same weights and noise
+        fused = SoftActorCriticBrain(spec, OBS_DIM, ACT_DIM, jit_compile_steps=jit_compile_steps)
+        minibatches = filled_buffer().sample(16, num_batches=num_batches)
+        single_metrics = [singles.train_step(minibatches[k]) for k in range(num_batches)]
+        metrics = fused.train_steps(minibatches)
+
+        def assert_equal(got, expected, name):
+            if jit_compile_steps:
+                np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7, err_msg=name)
+            else:
+                np.testing.assert_array_equal(got, expected, err_msg=name)
+
+        expected, got = checkpointed_values(singles), checkpointed_values(fused)
+        self.assertEqual(list(got), list(expected))
+        for name in expected:
+            assert_equal(got[name], expected[name], name)
+        self.assertEqual(set(metrics), set(single_metrics[0]))
+        for key in set(metrics) - {"all_finite"}:
+            total = np.float32(0.0)
+            for step in single_metrics:  # the order train_steps sums them in, in float32
+                total = np.float32(total + step[key].numpy())
+            assert_equal(metrics[key].numpy(), total / np.float32(num_batches), key)
+        self.assertTrue(bool(metrics["all_finite"]))
+        obs = np.random.default_rng(1).normal(size=(4, OBS_DIM)).astype(np.float32)
+        assert_equal(fused.numpy_actor()(obs), singles.numpy_actor()(obs), "numpy_actor")
+
+    def test_v1_k_steps_equal_k_train_steps_bit_for_bit(self):
+        self.check_equals_single_steps(jit_compile_steps=False, target_update_interval=2)
+
+    def test_v2_learned_alpha_k_steps_equal_k_train_steps_bit_for_bit(self):
+        self.check_equals_single_steps(jit_compile_steps=False, variant="v2", alpha="auto", q_backup="double")
+
+    def test_xla_k_steps_equal_k_train_steps(self):
+        self.check_equals_single_steps(jit_compile_steps=True, target_update_interval=2, alpha="auto")
+
+    def test_xla_reinforce_k_steps_equal_k_train_steps(self):
+        self.check_equals_single_steps(jit_compile_steps=True, variant="v2", actor_gradient="reinforce",
+                                       num_actor_samples=3)
+
+    def test_one_minibatch_is_one_train_step(self):
+        brain = tiny_brain()
+        brain.train_steps(filled_buffer().sample(16, num_batches=1))
+        brain.train_steps(filled_buffer().sample(16))
+        self.assertEqual(int(brain.gradient_step), 2)
+
+    def test_any_non_finite_step_clears_all_finite(self):
+        brain = tiny_brain()
+        minibatches = filled_buffer().sample(16, num_batches=4)
+        minibatches.rows[2, 0, 0] = np.inf  # obs of one transition of the third minibatch
+        self.assertFalse(bool(brain.train_steps(minibatches)["all_finite"]))
+        self.assertEqual(int(brain.gradient_step), 4)
 
 
 class LearnedAlphaTest(unittest.TestCase):

@@ -224,6 +224,48 @@ class SampleTest(unittest.TestCase):
         self.assertEqual(len(filled(10, 4).sample(4).rew), 4)
 
 
+class SeveralMinibatchesTest(unittest.TestCase):
+    def test_num_batches_gives_k_minibatches_of_rows(self):
+        batches = filled(50, 50).sample(8, num_batches=4)
+        self.assertEqual(batches.rows.shape, (4, 8, 2 * OBS_DIM + ACT_DIM + 2))
+        self.assertEqual(batches.num_batches, 4)
+        self.assertEqual(batches.obs.shape, (4, 8, OBS_DIM))
+        self.assertEqual(batches.rew.shape, (4, 8))
+        self.assertEqual(batches[3].obs.shape, (8, OBS_DIM))
+        self.assertIsNone(batches[3].num_batches)
+
+    def test_k_minibatches_hold_consistent_rows_of_the_buffer(self):
+        batches = filled(50, 50).sample(8, num_batches=4)
+        for k in range(4):
+            ids = batches[k].obs[:, 0].astype(int)
+            obs, act, rew, next_obs, terminated = batch_of(ids)
+            for name, expected in zip(Minibatch._fields, (obs, act, rew, next_obs, terminated)):
+                np.testing.assert_array_equal(getattr(batches[k], name), expected, err_msg=name)
+
+    def test_k_minibatches_come_from_one_draw_of_k_times_batch_indices(self):
+        a, b = filled(50, 50, seed=3), filled(50, 50, seed=3)
+        np.testing.assert_array_equal(a.sample(8, num_batches=4).rows.reshape(32, -1), b.sample(32).rows)
+
+    def test_rejects_non_positive_num_batches(self):
+        for bad in (0, -1, 2.0, True):
+            with self.assertRaises(ValueError):
+                filled(10, 10).sample(2, num_batches=bad)
+
+
+class MinibatchTest(unittest.TestCase):
+    def test_columns_are_views_of_the_rows(self):
+        batch = filled(10, 10).sample(4)
+        for column in batch:
+            self.assertIs(column.base, batch.rows)
+
+    def test_built_from_columns_it_packs_them_in_the_buffer_layout(self):
+        obs, act, rew, next_obs, terminated = batch_of([3, 4])
+        batch = Minibatch(obs, act, rew, next_obs, terminated)
+        self.assertEqual(batch.rows.shape, (2, 2 * OBS_DIM + ACT_DIM + 2))
+        for got, expected in zip(batch, (obs, act, rew, next_obs, terminated)):
+            np.testing.assert_array_equal(got, expected)
+
+
 class BadInputTest(unittest.TestCase):
     def setUp(self):
         self.buffer = filled(10, 5)

@@ -51,7 +51,8 @@ def versions() -> dict[str, str]:
     return found
 
 
-def make_model(library: str, env_id: str, width: int, batch: int, buffer_size: int, learning_starts: int, seed: int):
+def make_model(library: str, env_id: str, width: int, batch: int, buffer_size: int, learning_starts: int, seed: int,
+               train_freq: int = 1, gradient_steps: int = 1):
     """A SAC model of the given library with the project's hyperparameters (see the module docstring)."""
     if library == "sb3":
         from stable_baselines3 import SAC
@@ -60,8 +61,8 @@ def make_model(library: str, env_id: str, width: int, batch: int, buffer_size: i
         from sbx import SAC
         extra = {}
     return SAC("MlpPolicy", gym.make(env_id), learning_rate=3e-4, buffer_size=buffer_size,
-               learning_starts=learning_starts, batch_size=batch, tau=0.005, gamma=0.99, train_freq=1,
-               gradient_steps=1, ent_coef="auto", policy_kwargs={"net_arch": [width, width]}, seed=seed,
+               learning_starts=learning_starts, batch_size=batch, tau=0.005, gamma=0.99, train_freq=train_freq,
+               gradient_steps=gradient_steps, ent_coef="auto", policy_kwargs={"net_arch": [width, width]}, seed=seed,
                verbose=0, **extra)
 
 
@@ -179,6 +180,7 @@ def measure_throughput(args) -> dict:
     exactly the steady state of training. Two learn() calls (M random steps, then N - M with
     reset_num_timesteps=False) would time the same loop, but add a second setup (logger,
     episode statistics) to the measured part; the callback times the one loop a user runs.
+    --train-freq F and --gradient-steps G: G gradient steps every F env steps (default 1 and 1).
     steps_per_s (env steps per second) counts every step after M, sbx's one-time JIT
     compilation included; steps_per_s_warm leaves out the first 100 of them;
     random_steps_per_s is the rate of the first M (setup included); peak_rss_mb is the
@@ -195,7 +197,8 @@ def measure_throughput(args) -> dict:
                 clock[self.num_timesteps] = time.perf_counter()
             return True
 
-    model = make_model(args.library, args.env, args.width, args.batch, 1_000_000, args.min_pool, args.seed)
+    model = make_model(args.library, args.env, args.width, args.batch, 1_000_000, args.min_pool, args.seed,
+                       args.train_freq, args.gradient_steps)
     begin = time.perf_counter()
     model.learn(total_timesteps=args.steps, callback=Clock())
     wait_for(args.library, model)
@@ -221,6 +224,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10_000,
                         help="train_step: random transitions in the buffer; throughput: total_timesteps N")
     parser.add_argument("--min-pool", type=int, default=1_000, help="throughput: learning_starts M (< N)")
+    parser.add_argument("--train-freq", type=int, default=1, help="throughput: env steps between two train() calls")
+    parser.add_argument("--gradient-steps", type=int, default=1, help="throughput: gradient steps per train() call")
     parser.add_argument("--blocks", type=int, default=5, help="timed blocks K (the median is reported)")
     parser.add_argument("--steps-per-block", type=int, default=None,
                         help="gradient steps (train_step, default 50) or action calls (action, default 400) per block")
