@@ -220,12 +220,14 @@ def print_summary(table: pd.DataFrame, title: str) -> None:
     from rich.table import Table
 
     console = Console()
-    view = Table(title=title, title_justify="left")
+    if not console.is_terminal:  # a log file: no need to wrap at 80 columns
+        console = Console(width=max(console.width, 120))
+    view = Table(title=title, title_justify="left", caption="eval returns: mean over seeds (min to max)",
+                 caption_justify="left")
     fixed = {"point", "seeds", "env_steps", "epochs", "wall_time_s"}
     varied = [column for column in table.columns if column not in fixed and "eval_return" not in column]
-    for column in varied + ["seeds", "env steps", "final eval return: mean (min to max)",
-                            "best eval return: mean (min to max)", "wall time"]:
-        view.add_column(column, justify="left" if column in varied else "right")
+    for column in varied + ["seeds", "env steps", "final eval return", "best eval return", "wall time"]:
+        view.add_column(column, justify="left" if column in varied else "right", no_wrap=column not in varied)
     for _, row in table.iterrows():
         spread = {name: f"{row[f'{name}_eval_return_mean']:.1f} ({row[f'{name}_eval_return_min']:.1f} to "
                         f"{row[f'{name}_eval_return_max']:.1f})" for name in ("final", "best")}
