@@ -211,12 +211,14 @@ def print_summary(table: pd.DataFrame, title: str) -> None:
     from rich.table import Table
 
     console = Console()
-    view = Table(title=title, title_justify="left")
+    if not console.is_terminal:  # a log file: no need to wrap at 80 columns
+        console = Console(width=max(console.width, 120))
+    view = Table(title=title, title_justify="left", caption="eval returns: mean over seeds (min to max)",
+                 caption_justify="left")
     fixed = {"point", "seeds", "env_steps", "epochs", "wall_time_s"}
     varied = [column for column in table.columns if column not in fixed and "eval_return" not in column]
-    for column in varied + ["seeds", "env steps", "final eval return: mean (min to max)",
-                            "best eval return: mean (min to max)", "wall time"]:
-        view.add_column(column, justify="left" if column in varied else "right")
+    for column in varied + ["seeds", "env steps", "final eval return", "best eval return", "wall time"]:
+        view.add_column(column, justify="left" if column in varied else "right", no_wrap=column not in varied)
     for _, row in table.iterrows():
         spread = {name: f"{row[f'{name}_eval_return_mean']:.1f} ({row[f'{name}_eval_return_min']:.1f} to "
                         f"{row[f'{name}_eval_return_max']:.1f})" for name in ("final", "best")}
@@ -558,15 +560,18 @@ def make_progress_callback(tune, labels: dict[str, str] | None = None):
                 f"{key}={_fmt(value, '{:.3g}') if isinstance(value, float) else _short(value)}" for key, value in values)
 
         def _table(self) -> Table:
-            total = sum(row.get("steps_per_s") or 0 for row in self.rows.values() if row["status"] == "RUNNING")
+            total = sum(row.get("steps_per_s") or 0 for row in list(self.rows.values()) if row["status"] == "RUNNING")
             table = Table(title=f"trials ({time.monotonic() - self.started:.0f} s, running: {total:.0f} env "
                                 f"steps/s in total)", title_justify="left")
             for column in ("trial", "status", "epoch", "eval return", "steps/s"):
                 table.add_column(column, justify="left" if column in ("trial", "status") else "right")
-            for row in self.rows.values():
+            for row in list(self.rows.values()):
                 table.add_row(row["label"], row["status"], str(row.get("epoch", "-")),
                               _fmt(row.get("eval_return_mean")), _fmt(row.get("steps_per_s"), "{:.0f}"))
             return table
+
+        def __rich__(self) -> Table:
+            return self._table()
 
         def _update(self, trial, status: str, result: dict | None = None) -> None:
             row = self.rows.setdefault(trial.trial_id, {"label": self._label(trial)})
@@ -574,10 +579,10 @@ def make_progress_callback(tune, labels: dict[str, str] | None = None):
             if result:
                 row.update({key: result.get(key) for key in ("epoch", "eval_return_mean", "steps_per_s")})
             if self.console.is_terminal:
-                if self.live is None:
-                    self.live = Live(self._table(), console=self.console, refresh_per_second=2)
+                if self.live is None:  # redrawn twice a second from __rich__ (the elapsed time moves)
+                    self.live = Live(self, console=self.console, refresh_per_second=2)
                     self.live.start()
-                self.live.update(self._table())
+                self.live.refresh()
             else:
                 detail = "" if not result else (f" epoch {row.get('epoch')} eval return "
                                                 f"{_fmt(row.get('eval_return_mean'))} steps/s "
@@ -594,8 +599,7 @@ def make_progress_callback(tune, labels: dict[str, str] | None = None):
             self._update(trial, "RETRYING")
 
         def on_trial_complete(self, iteration, trials, trial, **info):
-            self._update(trial, "STOPPED" if trial.status == "TERMINATED" and trial.last_result.get("epoch")
-                         is not None and trial.last_result.get("done") is False else "DONE")
+            self._update(trial, "ENDED")  # every epoch, or stopped early (ASHA, Ctrl-C): see the epoch
 
         def on_trial_error(self, iteration, trials, trial, **info):
             self._update(trial, "ERROR")

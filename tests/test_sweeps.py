@@ -196,9 +196,10 @@ class FaultsTest(SweepTestCase):
 
     def test_ctrl_c_checkpoints_the_running_trial_and_resume_skips_finished_ones(self):
         sweep = self.root / "sweep"
+        # epochs of 1000 steps: the second trial is still running when Ctrl-C comes after its first epoch
         driver = start_cli("train", "--spec", str(self.spec_path), "--set", "reward_scaling=[1, 5]", "--set",
-                           "max_epoch=3", "--backend", "ray", "--max-concurrent", "1", "--run-dir", str(sweep),
-                           cwd=self.root)
+                           "max_epoch=3", "--set", "timestep_per_epoch=1000", "--backend", "ray", "--max-concurrent",
+                           "1", "--run-dir", str(sweep), cwd=self.root)
         try:
             def second_run_started():
                 runs = run_folders(sweep)
@@ -206,13 +207,14 @@ class FaultsTest(SweepTestCase):
                     and sessions(runs[1])
             wait_for(second_run_started, 300, "the second trial", driver)
             first, second = run_folders(sweep)
-            wait_for(lambda: (second / "progress.csv").is_file(), 120, "the second trial's progress", driver)
-            time.sleep(0.5)
+            wait_for(lambda: (second / "checkpoints" / "checkpoint").is_file(), 120, "the second trial's first epoch",
+                     driver)
             driver.send_signal(signal.SIGINT)
             output, _ = driver.communicate(timeout=240)
         finally:
             driver.kill()
         self.assertEqual(driver.returncode, 130, output[-3000:])
+        self.assertLess(len(pd.read_csv(second / "progress.csv")), 3)  # stopped mid-run
         self.assertIn("--resume", output)
         self.assertEqual(sessions(second)[-1]["status"], "interrupted (checkpointed)")
         finished_progress = (first / "progress.csv").read_bytes()
@@ -351,6 +353,9 @@ class SummaryWithoutRayTest(SweepTestCase):
         summary = pd.read_csv(sweep / "summary.csv")
         self.assertEqual(summary["seeds"].tolist(), [2, 2])
         self.assertEqual(summary["reward_scaling"].tolist(), [1.0, 5.0])
+        status, out, err = run_cli("train", "--resume", "--run-dir", str(sweep))
+        self.assertEqual(status, 0, out + err)
+        self.assertIn("4 of 4 runs finished earlier, 0 to run", out)
         image = self.root / "q.png"
         status, out, err = run_cli("plot", str(sweep), "--metric", "eval_return_mean", "--metric", "q1_mean",
                                    "--out", str(image))
