@@ -2,7 +2,9 @@
 
 Every variant of the spec (v1/v2, fixed or learned alpha, single/double/clipped Q
 backup, reparametrized or REINFORCE actor gradient, entropy-only or frozen actor) is a
-branch taken once, when the update is traced; the step itself stays one `tf.function`.
+branch taken once, when the update is traced; the step itself stays one `tf.function`
+(train_step), and K steps on K minibatches are one call of another (train_steps). The loss
+formulas are the pure functions of SoftActorCritic/losses.py.
 
 Notation: s obs, a act, r rew, d terminated, s' next_obs, a~ ~ pi(.|s) fresh actions,
 eta reward_scaling, gamma discount_factor, tau target_smoothing_coefficient.
@@ -88,15 +90,14 @@ class SoftActorCriticBrain:
         self.gradient_step = tf.Variable(0, dtype=tf.int64, name="gradient_step")
         # The update's one input is the minibatch's rows as the buffer stores them: binding and converting
         # one array costs less than five. The single step is traced here and called as a concrete function
-        # (no tf.function dispatch); the K-step update is traced at its first call. Its steps run in one XLA
-        # cluster: at K = 50, 1.3-2x faster than the same loop on TensorFlow's executor, while a single step
-        # gains nothing from XLA (the launch costs what the fusion saves).
+        # (no tf.function dispatch); the K-step update is traced at its first call. Its K steps run in one XLA
+        # cluster, faster than the same loop on TensorFlow's executor, while a single step gains nothing from
+        # XLA: its launch costs what the fusion saves (README, "Benchmarks").
         width = 2 * obs_dim + act_dim + 2
         self._update = tf.function(self._update_fn, input_signature=[
             tf.TensorSpec([None, width], tf.float32)]).get_concrete_function()
-        self._multi_update_function = tf.function(self._multi_update_fn, input_signature=[
+        self._multi_update = tf.function(self._multi_update_fn, input_signature=[
             tf.TensorSpec([None, None, width], tf.float32)])
-        self._multi_update = None
         self._steps_function = tf.function(self._steps_fn, jit_compile=jit_compile_steps)
 
     def _learning_rate(self, loss: str) -> float:
@@ -176,8 +177,6 @@ class SoftActorCriticBrain:
         """
         if minibatches.num_batches in (None, 1):
             return self.train_step(minibatches if minibatches.num_batches is None else minibatches[0])
-        if self._multi_update is None:
-            self._multi_update = self._multi_update_function.get_concrete_function()
         metrics, all_finite, self._new_actor_weights = self._multi_update(minibatches.rows)
         self._actor = None
         return {**metrics, "all_finite": all_finite}
