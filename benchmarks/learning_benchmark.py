@@ -474,15 +474,18 @@ def main(argv: list[str] | None = None) -> int:
     for task_name in args.task_names:
         task = QUICK_TASK if args.quick else TASKS[task_name]
         seeds = args.seeds or task.seeds
-        try:
+        try:  # every library is planned so that the task's files show both; only --libraries are run
             runs = [plan(task_name, task, library, seed, args.out_dir, args.runs_dir)
-                    for seed in range(1, seeds + 1) for library in args.library_names]
+                    for seed in range(1, seeds + 1) for library in LIBRARIES]
         except UserInputError as error:
             print(error, file=sys.stderr)
             return 2
         for run in runs:
             if read_record(run) is not None:
                 run.status = "finished (kept from an earlier invocation)"
+                continue
+            if run.library not in args.library_names:
+                run.status = "not run (--libraries)"
                 continue
             if args.report_only or stopped:
                 run.status = "not run" if stopped is None else f"not run (stopped: {stopped})"
