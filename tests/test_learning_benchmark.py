@@ -1,0 +1,143 @@
+"""benchmarks/learning_benchmark.py without training: records, CSV assembly, budget table, skipping finished runs."""
+from __future__ import annotations
+
+import io
+import json
+import tempfile
+import unittest
+from contextlib import redirect_stderr
+from pathlib import Path
+from unittest import mock
+
+import pandas as pd
+
+from benchmarks import learning_benchmark  # the repository root is on the path of a test run (tests/ is a package)
+
+TASK = learning_benchmark.QUICK_TASK  # Pendulum, 600 steps, epochs of 200: three evaluations per run
+
+
+def evaluations(*returns: float) -> list[dict]:
+    return [{"env_steps": 200 * (index + 1), "eval_return_mean": value, "eval_return_std": 1.0, "wall_time_s": 1.0}
+            for index, value in enumerate(returns)]
+
+
+class LearningBenchmarkTestCase(unittest.TestCase):
+    def setUp(self) -> None:
+        self.temporary = tempfile.TemporaryDirectory()
+        self.addCleanup(self.temporary.cleanup)
+        self.out_dir = Path(self.temporary.name) / "results"
+        self.runs_dir = Path(self.temporary.name) / "runs"
+
+    def plan(self, library: str, seed: int):
+        return learning_benchmark.plan("pendulum", TASK, library, seed, self.out_dir, self.runs_dir)
+
+
+class TestRecordsAndAssembly(LearningBenchmarkTestCase):
+    def test_sb3_gets_the_projects_evaluation_seeds_and_interval(self) -> None:
+        project, sb3 = self.plan("project", 3), self.plan("sb3", 3)
+        self.assertEqual(project.config["eval_seeds"], sb3.config["eval_seeds"])
+        self.assertEqual(len(sb3.config["eval_seeds"]), 2)  # QUICK_TASK's max_eval_trj
+        command = sb3.command
+        self.assertEqual(command[command.index("--eval-interval") + 1], "200")
+        self.assertEqual(command[command.index("--eval-seeds") + 1], ",".join(map(str, sb3.config["eval_seeds"])))
+
+    def test_finished_records_partial_runs_and_stale_records_make_the_csv(self) -> None:
+        finished_sb3, partial_sb3 = self.plan("sb3", 1), self.plan("sb3", 2)
+        learning_benchmark.write_record(finished_sb3, evaluations(-1500, -800, -300), finished=True)
+        learning_benchmark.write_record(partial_sb3, evaluations(-1400), finished=False)
+        # our run 1 is in progress: its folder holds the resolved spec and two epochs of progress.csv
+        running = self.plan("project", 1)
+        running.work_dir.mkdir(parents=True)
+        learning_benchmark.project_spec(TASK, 1).to_yaml(running.work_dir / "spec.yaml")
+        pd.DataFrame(evaluations(-1200, -600)).to_csv(running.work_dir / "progress.csv", index=False)
+        # our run 2 has a record made with another configuration: stale, left out
+        stale = self.plan("project", 2)
+        stale.config = {**stale.config, "eval_seeds": [0, 0]}
+        learning_benchmark.write_record(stale, evaluations(-100, -100, -100), finished=True)
+
+        frame = learning_benchmark.assemble([finished_sb3, partial_sb3, running, self.plan("project", 2)])
+        self.assertEqual(list(frame.columns), learning_benchmark.COLUMNS)
+        self.assertEqual(len(frame), 3 + 1 + 2)
+        self.assertEqual(frame[frame["complete"]]["seed"].tolist(), [1, 1, 1])
+        self.assertEqual(frame[(frame["library"] == "project")]["eval_return_mean"].tolist(), [-1200, -600])
+        self.assertIsNone(learning_benchmark.read_record(self.plan("project", 2)))
+
+    def test_record_is_valid_json_with_a_relative_command(self) -> None:
+        run = self.plan("project", 1)
+        learning_benchmark.write_record(run, evaluations(-1000), finished=True)
+        record = json.loads(run.record.read_text())
+        self.assertTrue(record["command"].startswith("python -m SoftActorCritic train --spec experiments/"))
+        self.assertNotIn(str(learning_benchmark.REPO), record["command"].replace(str(self.runs_dir), ""))
+
+
+class TestBudgetTable(unittest.TestCase):
+    CSV = """library,seed,env_steps,eval_return_mean,eval_return_std,complete
+project,1,1000,-300,1,True
+project,2,1000,-100,1,True
+project,1,2000,-150,1,True
+project,2,2000,-120,1,False
+project,3,1000,-200,1,False
+sb3,1,1000,-110,1,True
+sb3,2,1000,-130,1,True
+sb3,1,2000,-90,1,True
+"""
+
+    def test_mean_min_max_over_the_seeds_that_reached_each_budget(self) -> None:
+        frame = pd.read_csv(io.StringIO(self.CSV))
+        table = learning_benchmark.budget_table(frame, (1000, 2000, 3000))
+        row = table[(table["library"] == "project") & (table["env_steps"] == 1000)].iloc[0]
+        self.assertEqual((row["seeds"], row["mean"], row["min"], row["max"]), (3, -200, -300, -100))
+        row = table[(table["library"] == "sb3") & (table["env_steps"] == 2000)].iloc[0]
+        self.assertEqual((row["seeds"], row["mean"], row["min"], row["max"]), (1, -90, -90, -90))
+        self.assertEqual(sorted(set(table["env_steps"])), [1000, 2000])  # nobody reached 3000
+
+    def test_markdown_table_has_one_row_per_budget_and_both_libraries(self) -> None:
+        table = learning_benchmark.budget_table(pd.read_csv(io.StringIO(self.CSV)), (1000, 2000))
+        text = learning_benchmark.markdown_table(table, "Pendulum")
+        self.assertIn("| 1,000 | -200 (-300 to -100), n=3 | -120 (-130 to -110), n=2 |", text)
+        self.assertIn("| 2,000 | -135 (-150 to -120), n=2 | -90 (-90 to -90), n=1 |", text)
+
+
+class TestResumability(LearningBenchmarkTestCase):
+    def main(self, *extra: str) -> int:
+        with mock.patch.object(learning_benchmark, "QUICK_TASK", TASK), \
+                mock.patch.dict(learning_benchmark.TASKS, {"pendulum": TASK}):
+            return learning_benchmark.main(["--tasks", "pendulum", "--seeds", "1", "--out-dir", str(self.out_dir),
+                                            "--runs-dir", str(self.runs_dir), *extra])
+
+    def test_finished_runs_are_not_run_again(self) -> None:
+        for library in ("project", "sb3"):
+            learning_benchmark.write_record(self.plan(library, 1), evaluations(-900, -500, -200), finished=True)
+        never = mock.Mock(side_effect=AssertionError("a finished run was started again"))
+        with mock.patch.object(learning_benchmark, "run_project", never), \
+                mock.patch.object(learning_benchmark, "run_sb3", never):
+            self.assertEqual(self.main(), 0)
+        folder = self.out_dir / "pendulum"
+        self.assertEqual(len(pd.read_csv(folder / "evaluations.csv")), 6)
+        self.assertIn("project seed 1: finished (kept from an earlier invocation)", (folder / "command.txt").read_text())
+        self.assertTrue((folder / "curves.png").stat().st_size > 0)
+
+    def test_runs_without_a_record_are_started(self) -> None:
+        started = []
+
+        def fake_run(run, deadline, console):
+            started.append((run.library, run.seed))
+            learning_benchmark.write_record(run, evaluations(-1000, -700, -400), finished=True)
+            run.status = "finished"
+
+        learning_benchmark.write_record(self.plan("sb3", 1), evaluations(-900, -500, -200), finished=True)
+        with mock.patch.object(learning_benchmark, "run_project", fake_run), \
+                mock.patch.object(learning_benchmark, "run_sb3", fake_run):
+            self.assertEqual(self.main(), 0)
+        self.assertEqual(started, [("project", 1)])
+
+    def test_bad_arguments_exit_2_with_one_line(self) -> None:
+        for bad in (["--tasks", "walker"], ["--libraries", "sbx"], ["--seeds", "0"]):
+            with self.subTest(bad=bad), redirect_stderr(io.StringIO()) as stderr, self.assertRaises(SystemExit) as exit:
+                learning_benchmark.main(bad)
+            self.assertEqual(exit.exception.code, 2)
+            self.assertEqual(len(stderr.getvalue().strip().splitlines()), 1)
+
+
+if __name__ == "__main__":
+    unittest.main()
