@@ -19,7 +19,7 @@ max_eval_trj deterministic episodes, episode i reset with seed episode_seeds(k, 
 (blocAndTools.seeding; computed here and passed to SB3's runner on its command line).
 
 Resumable, one run at a time (nice the command on a shared machine: the children inherit it):
-- a finished (library, task, seed) run is recorded in benchmarks/results/learning/<task>/runs/
+- a finished (library, task, seed) run is recorded in benchmarks/results/learning/<task>/records/
   <library>-seed<k>.json (its evaluations and configuration) and never recomputed while the
   configuration (resolved spec, budget, evaluation seeds) is unchanged; a changed one is rerun;
 - this project's run in progress lives in runs/learning_benchmark/<task>/project/seed<k>/
@@ -139,7 +139,7 @@ def plan(task_name: str, task: Task, library: str, seed: int, out_dir: Path, run
     """The Run of one (task, library, seed): config, command and paths; nothing is started."""
     spec = project_spec(task, seed)
     eval_seeds = episode_seeds(seed, spec.max_eval_trj)
-    record = out_dir / task_name / "runs" / f"{library}-seed{seed}.json"
+    record = out_dir / task_name / "records" / f"{library}-seed{seed}.json"  # not "runs": .gitignore has runs/
     work_dir = runs_dir / task_name / library / f"seed{seed}"
     if library == "project":
         overrides = [*task.overrides, f"seed={seed}", f"max_epoch={spec.max_epoch}"]
