@@ -1,6 +1,6 @@
 """The SAC losses, one pure function per quantity: tensors in, one tensor out, no network and no state.
 
-Notation (shared/DESIGN.md): s obs, a act, r rew, d terminated, s' next_obs, a~ ~ pi(.|s) fresh
+Notation (README "Architecture"): s obs, a act, r rew, d terminated, s' next_obs, a~ ~ pi(.|s) fresh
 actions, a' ~ pi(.|s'), eta reward_scaling, gamma discount_factor, alpha the temperature. Q, V and
 log pi values have shape (batch,), or (num_actor_samples * batch,) for the fresh actions a~, whose
 rows are ordered (sample k, state i). The brain (SoftActorCriticBrain.compute_losses) evaluates the

@@ -1,7 +1,7 @@
 """Replay buffer for off-policy learning (SAC): preallocated NumPy arrays, a ring index
 and a seeded sampler.
 
-Why this design (see shared/DESIGN.md, "Replay buffer"):
+Why this design:
 - Float32 arrays allocated once, no per-transition Python objects: writing a transition
   is a row copy, sampling is one fancy-indexing gather, and memory is the arrays and
   nothing else: 4 * (2*obs_dim + act_dim + 2) bytes per transition.
