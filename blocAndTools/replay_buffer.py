@@ -18,10 +18,9 @@ Why this design:
 Memory layout: one (capacity, 2*obs_dim + act_dim + 2) table, one row per transition
 laid out as [obs | act | rew | next_obs | terminated]; ``buffer.obs``, ``buffer.act``,
 ... are column views of it (ordinary arrays of shape (capacity, obs_dim), (capacity,),
-...). Measured on the development machine: one row write makes ``add()`` ~0.5 us
-faster than five writes into five separate arrays (the 3 us budget is tight), and
-sampling 256 of 1e6 transitions is one gather of adjacent bytes (~27 us) instead of
-five gathers that each miss the cache (~51 us).
+...). One row write makes ``add()`` faster than five writes into five separate arrays,
+and sampling a minibatch is one gather of adjacent bytes instead of five gathers that
+each miss the cache (benchmarks/replay_buffer_benchmark.py measures both).
 """
 
 from __future__ import annotations
@@ -178,9 +177,8 @@ class ReplayBuffer:
         # Copy the transition into a float32 scratch row first, so that a single cheap
         # reduction checks every value *after* the cast to float32 (a float64 1e39 becomes
         # inf here), and the table is only written once the transition is known good.
-        # Measured on this machine: np.isfinite(x).all() costs ~1.7 us per array, so
-        # checking the 5 fields separately would alone break the 3 us budget for add();
-        # one stage.dot(stage) costs ~0.45 us. A NaN/inf anywhere makes the dot NaN/inf;
+        # One dot product of the staged row with itself is several times cheaper than
+        # np.isfinite on the 5 fields (add() has a 3 us budget). A NaN/inf anywhere makes the dot NaN/inf;
         # huge finite values (|x| > ~1e19) can overflow it too, so on failure
         # _check_finite redoes the check exactly and names the bad field.
         stage = self._stage
