@@ -16,6 +16,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -26,6 +27,7 @@ from blocAndTools.errors import EnvironmentFault, TrainingInterrupted, UserInput
 from blocAndTools.experiment_spec import ExperimentSpec, expand_grid, field_docs, load_raw_spec, parse_override
 from blocAndTools.gym_playground import GymPlayground
 from blocAndTools.seeding import episode_seeds
+from blocAndTools.tf_threads import import_tensorflow_quietly
 from SoftActorCritic import sweeps
 from SoftActorCritic.numpy_policy import Policy, load_policy
 
@@ -93,8 +95,6 @@ def check_environments(specs: Sequence[ExperimentSpec]) -> None:
 
 def request_stop_on_signals(agent) -> None:
     """SIGINT (Ctrl-C) and SIGTERM ask the agent to checkpoint and stop at its next step; a second Ctrl-C kills."""
-    import threading
-
     if threading.current_thread() is not threading.main_thread():
         return  # a Ray Tune trial runs in a thread: its driver stops it (SoftActorCritic.sweeps)
 
@@ -140,8 +140,6 @@ def train_one(spec: ExperimentSpec, run_dir: Path, resume: bool, view: ConsoleVi
 
 def import_training() -> ConsoleView:
     """Load TensorFlow quietly (after the input checks) and return the console view of a training run."""
-    from blocAndTools.tf_threads import import_tensorflow_quietly
-
     import_tensorflow_quietly()
     from blocAndTools.run_logging import ConsoleView
     return ConsoleView()
@@ -294,7 +292,6 @@ def command_export(args: argparse.Namespace) -> None:
     if out.exists():
         raise UserInputError(f"--out {str(out)!r} already exists: choose a new path (nothing was overwritten)")
     policy = load_policy(args.run_dir, args.best)
-    from blocAndTools.tf_threads import import_tensorflow_quietly
     import_tensorflow_quietly()
     from SoftActorCritic.export import export_saved_model
 
