@@ -425,5 +425,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run_command(lambda: args.func(args))
     except BrokenPipeError:  # e.g. `sac list | head`: the reader left; say nothing more (Python docs' recipe)
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        if sys.stdout is sys.__stdout__:  # the process's own stdout, never a caller's redirection
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
