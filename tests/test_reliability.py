@@ -18,6 +18,7 @@ import pytest
 from blocAndTools import ExperimentSpec, ReplayBuffer
 from blocAndTools.run_logging import ConsoleView
 from SoftActorCritic.agent import SoftActorCriticAgent
+from SoftActorCritic.experiment_runner import latest_checkpoint_state
 from tests.helpers import REPO, run_cli, write_spec
 
 TIMING_COLUMNS = ["wall_time_s", "steps_per_s"]
@@ -38,11 +39,8 @@ def wait_for(condition, timeout_s: float = 180.0) -> None:
 
 
 def latest_checkpoint_steps(run_dir: Path) -> int | None:
-    index = run_dir / "checkpoints" / "checkpoint"
-    if not index.exists():
-        return None
-    match = re.search(r'model_checkpoint_path: "ckpt-(\d+)"', index.read_text())
-    return int(match.group(1)) if match else None
+    state = latest_checkpoint_state(run_dir)
+    return None if state is None else state["env_steps"]
 
 
 class TempFolderTest(unittest.TestCase):
