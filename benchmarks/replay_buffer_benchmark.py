@@ -1,16 +1,13 @@
-"""Replay-buffer benchmarks: write cost, add cost, minibatch sampling cost and memory.
+"""Replay-buffer benchmarks: add cost, minibatch sampling cost and memory.
 
 Reproduces and extends the original project's tables on this machine:
-  1. write cost of 250,000 items: preallocated NumPy array vs list.append + conversion
-     vs fixed-size list (the original reported 5.9 us vs 266.9 us vs 8.1 us "per loop",
-     unit unclear; here both the total per loop of 250,000 writes and ns per item);
-  2. ReplayBuffer.add of one transition (target < 3 us) and add_batch per transition;
-  3. sampling a 256-transition minibatch from 1e4, 1e5 and 1e6 transitions (HalfCheetah
+  1. ReplayBuffer.add of one transition (target < 3 us) and add_batch per transition;
+  2. sampling a 256-transition minibatch from 1e4, 1e5 and 1e6 transitions (HalfCheetah
      sizes, obs 17, act 6): this ReplayBuffer vs a list of per-transition objects with
      random.sample + stacking (the original design) vs collections.deque of tuples with
      random.sample + stacking (the common tutorial design) vs raw NumPy fancy indexing
      on the buffer's own arrays with precomputed indices (the floor);
-  4. memory per transition of each design.
+  3. memory per transition of each design.
 Every time is the median over repeats (timeit); "min" is the best repeat.
 
     python benchmarks/replay_buffer_benchmark.py            # full, a few minutes
@@ -49,7 +46,6 @@ except ImportError:  # plain-text tables then
 
 OBS_DIM, ACT_DIM = 17, 6  # HalfCheetah
 BATCH = 256
-WRITE_ITEMS = 250_000
 RESULTS = Path(__file__).resolve().parent / "results" / "replay_buffer_benchmark.csv"
 CSV_FIELDS = ["section", "design", "size", "median", "min", "unit", "note"]
 
@@ -114,54 +110,7 @@ class Output:
                                      "" if v is None else v) for k, v in row.items()})
 
 
-# ------------------------------------------------------------------ 1. write cost
-
-def bench_write(out: Output, repeat: int, min_time: float) -> None:
-    """Write 250,000 Python floats one by one into three containers."""
-    n = WRITE_ITEMS
-    values = [random.random() for _ in range(n)]
-    values_np = np.array(values)
-    preallocated = np.empty(n)
-    fixed_list = [None] * n
-
-    def numpy_preallocated():
-        for i, v in enumerate(values):
-            preallocated[i] = v
-
-    def numpy_preallocated_vectorised():
-        preallocated[:] = values_np
-
-    def list_append_then_convert():
-        items = []
-        for v in values:
-            items.append(v)
-        return np.array(items)
-
-    def fixed_size_list():
-        for i, v in enumerate(values):
-            fixed_list[i] = v
-
-    cases = [
-        ("preallocated numpy array, item by item", numpy_preallocated, "5.9"),
-        ("list.append, then np.array(list)", list_append_then_convert, "266.9"),
-        ("fixed-size list, item by item", fixed_size_list, "8.1"),
-        ("preallocated numpy array, one vectorised copy", numpy_preallocated_vectorised, "-"),
-    ]
-    rows = []
-    timings = measure_many({name: fn for name, fn, _ in cases}, repeat, min_time)
-    for name, fn, original in cases:
-        median, minimum = timings[name]
-        out.record("write_250k", name, n, median * 1e3, minimum * 1e3, "ms per loop",
-                   f"loop = {n} writes of a Python float; original reported {original} us")
-        out.record("write_250k", name, n, median / n * 1e9, minimum / n * 1e9, "ns per item")
-        rows.append([name, f"{median * 1e3:.2f}", f"{median / n * 1e9:.1f}", original])
-    out.table(f"1. Write cost: one loop writes {n:,} Python floats (median over {repeat} repeats)",
-              ["design", "ms per loop", "ns per item", "original 'per loop'"], rows)
-    out.say("   The original's '5.9 us vs 266.9 us vs 8.1 us per loop' cannot be the cost of "
-            f"all {n:,} writes (< 0.03 ns per item); its unit is unknown, compare rankings only.")
-
-
-# ------------------------------------------------------------------ 2. add cost
+# ------------------------------------------------------------------ 1. add cost
 
 def bench_add(out: Output, repeat: int, min_time: float) -> float:
     """ReplayBuffer.add of one transition, and add_batch per transition."""
@@ -191,7 +140,7 @@ def bench_add(out: Output, repeat: int, min_time: float) -> float:
                    "target < 3 us" if n == 1 else "")
         rows.append([name, f"{median / n * 1e6:.3f}", f"{minimum / n * 1e6:.3f}"])
     add_median = timings["add, float64 obs (gymnasium)"][0]
-    out.table(f"2. ReplayBuffer writes (obs {OBS_DIM}, act {ACT_DIM}; {repeat} repeats)",
+    out.table(f"1. ReplayBuffer writes (obs {OBS_DIM}, act {ACT_DIM}; {repeat} repeats)",
               ["operation", "median us", "min us"], rows)
     return add_median
 
@@ -250,7 +199,7 @@ def build_tuples(columns) -> collections.deque:
          for i in range(len(rew))), maxlen=len(rew))
 
 
-# ------------------------------------------------------------------ 3. sampling
+# ------------------------------------------------------------------ 2. sampling
 
 def bench_sample(out: Output, sizes: list[int], repeat: int, min_time: float) -> dict:
     """Cost of one 256-transition minibatch per design and buffer size."""
@@ -301,7 +250,7 @@ def bench_sample(out: Output, sizes: list[int], repeat: int, min_time: float) ->
             out.record("sample_256_ratio", name, size, value, None, "ratio of medians")
         del objects, memory, buffer, table, fields
         gc.collect()
-    out.table(f"3. Sampling one {BATCH}-transition minibatch (obs {OBS_DIM}, act {ACT_DIM}; "
+    out.table(f"2. Sampling one {BATCH}-transition minibatch (obs {OBS_DIM}, act {ACT_DIM}; "
               f"{repeat} repeats)", ["design", "held", "median us", "min us"], rows)
     out.table("   Ratios of medians",
               ["ratio"] + [f"{s:.0e}" for s in sizes],
@@ -309,7 +258,7 @@ def bench_sample(out: Output, sizes: list[int], repeat: int, min_time: float) ->
     return ratios
 
 
-# ------------------------------------------------------------------ 4. memory
+# ------------------------------------------------------------------ 3. memory
 
 def traced_bytes(build) -> tuple[int, object]:
     """Bytes still allocated (tracemalloc) by what build() returns."""
@@ -350,7 +299,7 @@ def bench_memory(out: Output, n: int) -> float:
         out.record("memory", name, n, value, None, "bytes per transition",
                    f"4 * (2*obs_dim + act_dim + 2) = {expected}")
         rows.append([name, f"{value:,.1f}", f"{value / expected:.2f}"])
-    out.table(f"4. Memory per transition ({n:,} transitions; arrays alone: {expected} bytes)",
+    out.table(f"3. Memory per transition ({n:,} transitions; arrays alone: {expected} bytes)",
               ["design", "bytes", "x arrays"], rows)
     return per_transition
 
@@ -369,7 +318,6 @@ def main() -> None:
             f"{platform.python_version()}, NumPy {np.__version__}, {platform.machine()}, "
             f"{os.cpu_count()} CPUs, {platform.processor() or platform.platform()}")
     start = time.perf_counter()
-    bench_write(out, repeat, min_time)
     add_us = bench_add(out, repeat, min_time) * 1e6
     ratios = bench_sample(out, sizes, repeat, min_time)
     per_transition = bench_memory(out, memory_n)
