@@ -1,5 +1,6 @@
 """SoftActorCriticBrain: each loss against a NumPy hand computation, whole updates against an independent
-TensorFlow one (own tapes, Adam written out), the target update, learned alpha's direction, acting."""
+TensorFlow one (own tapes, Adam written out), the target update, learned alpha's direction, REINFORCE's actor
+gradient against the reparametrized one, acting."""
 import os
 import shutil
 import tempfile
@@ -8,12 +9,14 @@ from unittest import mock
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
 from blocAndTools import ExperimentSpec, Minibatch, ReplayBuffer
 from blocAndTools.run_logging import UPDATE_METRICS
 from SoftActorCritic import SoftActorCriticBrain
+from tests.helpers import FAST
 
 OBS_DIM, ACT_DIM, BATCH = 3, 2, 5
 TINY = dict(phi_nn_h_layer_topo=(4,), psi_nn_h_layer_topo=(4,), theta_nn_h_layer_topo=(4,),
@@ -481,6 +484,57 @@ class LearnedAlphaTest(unittest.TestCase):
     def test_alpha_falls_while_entropy_is_above_the_target(self):
         alphas = self.alphas(log_std=1.0, target_entropy=-3.0)  # near uniform on [-1, 1]^2: entropy above 0
         self.assertTrue(all(b < a for a, b in zip(alphas, alphas[1:])), alphas)
+
+
+def actor_gradients(brain: SoftActorCriticBrain, batch: Minibatch, n_draws: int, seed: int) -> np.ndarray:
+    """n_draws independent estimates of d pi_loss / d phi, flattened, one row per draw."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(n_draws):
+        eps = rng.normal(size=(brain.spec.num_actor_samples * len(batch.rew), brain.act_dim)).astype(np.float32)
+        with tf.GradientTape() as tape:
+            pi_loss = brain.compute_losses(*batch, eps, eps[:len(batch.rew)])["pi_loss"]
+        gradients = tape.gradient(pi_loss, brain.phi.trainable_variables)
+        rows.append(np.concatenate([g.numpy().ravel() for g in gradients]))
+    return np.array(rows)
+
+
+class ActorGradientEstimatorTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        rng = np.random.default_rng(0)
+        size, obs_dim, act_dim = 32, 3, 1
+        cls.batch = Minibatch(obs=rng.normal(size=(size, obs_dim)).astype(np.float32),
+                              act=rng.uniform(-1, 1, (size, act_dim)).astype(np.float32),
+                              rew=rng.normal(size=size).astype(np.float32),
+                              next_obs=rng.normal(size=(size, obs_dim)).astype(np.float32),
+                              terminated=np.zeros(size, np.float32))
+        tiny = dict(FAST, phi_nn_h_layer_topo=(16,), psi_nn_h_layer_topo=(16,), theta_nn_h_layer_topo=(16,))
+        cls.brains = {name: SoftActorCriticBrain(ExperimentSpec(**tiny, **changes), obs_dim, act_dim)
+                      for name, changes in (("reinforce1", dict(actor_gradient="reinforce")),
+                                            ("reinforce10", dict(actor_gradient="reinforce", num_actor_samples=10)),
+                                            ("reparametrize1000", dict(num_actor_samples=1000)),
+                                            ("reinforce1000", dict(actor_gradient="reinforce",
+                                                                   num_actor_samples=1000)))}
+
+    def test_same_seed_gives_the_same_networks(self):
+        for brain in self.brains.values():
+            for a, b in zip(brain.phi.get_weights(), self.brains["reinforce1"].phi.get_weights()):
+                np.testing.assert_array_equal(a, b)
+
+    @pytest.mark.slow  # hundreds of gradient estimates: about a minute
+    def test_reinforce_10_has_lower_gradient_variance_than_reinforce_1(self):
+        variance_1 = actor_gradients(self.brains["reinforce1"], self.batch, 200, seed=1).var(axis=0).sum()
+        variance_10 = actor_gradients(self.brains["reinforce10"], self.batch, 200, seed=2).var(axis=0).sum()
+        self.assertLess(variance_10, variance_1 / 4)  # about 1/10 expected: 10 independent samples per state
+
+    def test_reinforce_and_reparametrize_estimate_the_same_gradient(self):
+        # Both are unbiased estimates of grad E_a~pi[alpha log pi(a|s) - Q(s, a)].
+        reinforce = actor_gradients(self.brains["reinforce1000"], self.batch, 20, seed=3).mean(axis=0)
+        reparametrize = actor_gradients(self.brains["reparametrize1000"], self.batch, 20, seed=4).mean(axis=0)
+        cosine = reinforce @ reparametrize / np.linalg.norm(reinforce) / np.linalg.norm(reparametrize)
+        self.assertGreater(cosine, 0.95)
+        self.assertAlmostEqual(np.linalg.norm(reinforce) / np.linalg.norm(reparametrize), 1.0, delta=0.15)
 
 
 class ActingTest(unittest.TestCase):
