@@ -1,6 +1,6 @@
 """SoftActorCriticAgent, the training loop: episode ends (terminated vs truncated) from the buffer to the Q
-target, acting after a restore, what a checkpoint may hold, faults and divergence in every phase of an
-epoch, and a short learning run per variant."""
+target, gradient steps on their schedule, acting after a restore, what a checkpoint may hold, faults and
+divergence in every phase of an epoch, and a short learning run per variant."""
 import tempfile
 import unittest
 from pathlib import Path
@@ -15,7 +15,7 @@ import tensorflow as tf
 from blocAndTools.errors import TrainingDiverged
 from blocAndTools.experiment_spec import ExperimentSpec
 from blocAndTools.replay_buffer import Minibatch
-from blocAndTools.run_logging import ConsoleView
+from blocAndTools.run_logging import ConsoleView, ProgressFiles
 from SoftActorCritic.agent import SoftActorCriticAgent
 from SoftActorCritic.brain import SoftActorCriticBrain
 from SoftActorCritic.networks import squashed_sample
@@ -100,6 +100,33 @@ class EvaluationFaultTest(unittest.TestCase):
             self.assertTrue(np.isnan(resumed["q1_loss"][0]))
             timing = ["wall_time_s", "steps_per_s"]
             pd.testing.assert_series_equal(resumed.drop(columns=timing).iloc[1], uninterrupted.drop(columns=timing).iloc[1])
+
+
+class GradientStepsTest(unittest.TestCase):
+    def test_four_gradient_steps_every_four_env_steps_as_scheduled(self):
+        """TINY_SPEC with gradient_step_interval = gradient_steps = 4: one call of 4 steps at each env step that is
+        a multiple of 4, from min_pool_size (100) on; every trained variable moved and stayed finite."""
+        spec = ExperimentSpec(**{**TINY_SPEC, "gradient_step_interval": 4, "gradient_steps": 4})
+        with tempfile.TemporaryDirectory() as folder:
+            agent = SoftActorCriticAgent(spec)
+            self.addCleanup(agent.close)
+            brain = agent.brain
+            initial = {loss: [v.numpy().copy() for v in variables] for loss, variables in brain.trained_by_loss.items()}
+            files = ProgressFiles(Path(folder))
+            agent.train(ConsoleView(), files)
+            files.close()
+            progress = pd.read_csv(Path(folder) / "progress.csv")
+        # calls at env steps 100, 104, ..., 200: 26 in epoch 1; 204, ..., 400: 50 more in epoch 2
+        self.assertEqual(progress["env_steps"].tolist(), [200, 400])
+        self.assertEqual(progress["gradient_steps"].tolist(), [4 * 26, 4 * 76])
+        self.assertTrue(progress["q1_loss"].notna().all() and progress["pi_loss"].notna().all())
+        self.assertEqual(int(brain.gradient_step), 4 * 76)
+        for loss, optimizer in brain.optimizers.items():
+            self.assertEqual(int(optimizer.iterations), 4 * 76, loss)
+        for loss, variables in brain.trained_by_loss.items():
+            after = [v.numpy() for v in variables]
+            self.assertTrue(all(np.isfinite(a).all() for a in after), loss)
+            self.assertTrue(any(not np.array_equal(a, b) for a, b in zip(after, initial[loss], strict=True)), loss)
 
 
 class TerminatingPendulum(gymnasium.Wrapper):
