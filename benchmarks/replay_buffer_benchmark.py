@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import csv
 import gc
 import itertools
 import os
@@ -34,15 +33,10 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # blocAndTools/__init__ may import TF
 
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
 from blocAndTools.replay_buffer import ReplayBuffer  # noqa: E402
-
-try:
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-except ImportError:  # plain-text tables then
-    Console = Table = escape = None
+from report import print_table, save_results, wide_console  # noqa: E402
 
 OBS_DIM, ACT_DIM = 17, 6  # HalfCheetah
 BATCH = 256
@@ -72,42 +66,24 @@ def measure_many(cases: dict, repeat: int, min_time: float) -> dict[str, tuple[f
 
 
 class Output:
-    """Collects result rows for the CSV and prints aligned tables (rich if installed)."""
+    """This run's result rows (for the CSV) and the console its tables go to."""
 
     def __init__(self):
         self.rows: list[dict] = []
-        self.console = Console(width=max(110, Console().width)) if Console else None
+        self.console = wide_console(110)
 
     def record(self, section, design, size, median, minimum, unit, note=""):
         self.rows.append(dict(section=section, design=design, size=size, median=median,
                               min=minimum, unit=unit, note=note))
 
     def table(self, title: str, header: list[str], rows: list[list[str]]) -> None:
-        if self.console:
-            table = Table(title=title, title_justify="left")
-            for i, name in enumerate(header):
-                table.add_column(name, justify="left" if i == 0 else "right")
-            for row in rows:
-                table.add_row(*(escape(cell) for cell in row))  # "[idx]" is not markup
-            self.console.print(table)
-            return
-        widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
-        print(f"\n{title}")
-        for row in [header] + rows:
-            print("  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
-                            for i, (c, w) in enumerate(zip(row, widths))))
+        print_table(self.console, title, header, rows)
 
     def say(self, text: str) -> None:
-        (self.console.print if self.console else print)(text)
+        self.console.print(text)
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
-            writer.writeheader()
-            for row in self.rows:
-                writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else
-                                     "" if v is None else v) for k, v in row.items()})
+        save_results(pd.DataFrame(self.rows, columns=CSV_FIELDS), path, float_format="%.6g")
 
 
 # ------------------------------------------------------------------ 1. add cost
