@@ -30,6 +30,7 @@ from blocAndTools.seeding import episode_seeds
 from blocAndTools.tf_threads import import_tensorflow_quietly
 from SoftActorCritic import sweeps
 from SoftActorCritic.numpy_policy import Policy, load_policy
+from SoftActorCritic.sweep_summary import report_summary
 
 if TYPE_CHECKING:  # type hints only: run_logging imports TensorFlow
     from blocAndTools.run_logging import ConsoleView
@@ -190,7 +191,7 @@ def command_train(args: argparse.Namespace) -> None:
         view = import_training()
         for spec, run_dir in runs:
             train_one(spec, run_dir, resume=False, view=view)
-    sweeps.report_summary(runs, sweep_dir)
+    report_summary(runs, sweep_dir)
 
 
 def resume(args: argparse.Namespace) -> None:
@@ -221,7 +222,7 @@ def resume(args: argparse.Namespace) -> None:
         sweeps.run_on_ray([(spec, run_dir)], None, args.ray_address, args.max_concurrent)
     else:
         train_one(spec, run_dir, resume=True, view=import_training())
-    sweeps.report_summary([(spec, run_dir)], None)
+    report_summary([(spec, run_dir)], None)
 
 
 def _run_spec(run_dir: Path) -> ExperimentSpec:

@@ -31,7 +31,7 @@ def read_progress(run_dir: Path) -> pd.DataFrame:
 
 def curve_groups(folders: list[Path]) -> list[tuple[str, list[Path]]]:
     """(legend label, run folders) per curve: one per folder, or one per grid point of a sweep folder."""
-    from SoftActorCritic.sweeps import group_runs, point_label
+    from SoftActorCritic.sweep_summary import group_runs, point_label
 
     groups = []
     for folder in folders:
