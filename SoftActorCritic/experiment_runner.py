@@ -17,8 +17,9 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import yaml
@@ -367,8 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     search = commands.add_parser("tune", help="hyperparameter search on Ray Tune (Optuna sampler, ASHA stopping); "
                                               "writes the best configuration as a spec file")
-    search.add_argument("--spec", required=True, help="spec YAML file or a shipped experiment's name; a field written as a "
-                                                      "distribution, e.g. 'loguniform(1e-4, 1e-2)', is searched")
+    search.add_argument("--spec", required=True, help="spec YAML file or a shipped experiment's name; a field written "
+                                                      "as a distribution, e.g. 'loguniform(1e-4, 1e-2)', is searched")
     search.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a spec field (repeatable)")
     search.add_argument("--search", action="append", default=[], metavar="FIELD=DISTRIBUTION",

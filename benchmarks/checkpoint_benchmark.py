@@ -100,7 +100,7 @@ def run(capacity: int, epoch_rows: list[int], rounds: int, folder: Path) -> list
             restore_s = time.perf_counter() - start
             np.testing.assert_array_equal(restored._table, buffer._table)
             del restored
-            seconds, written, buffer_written = zip(*measured[name])
+            seconds, written, buffer_written = zip(*measured[name], strict=True)
             rows.append({"design": name, "capacity": capacity, "rows_per_checkpoint": n, "checkpoints": rounds,
                          "median_s": statistics.median(seconds), "min_s": min(seconds),
                          "median_bytes": int(statistics.median(written)),

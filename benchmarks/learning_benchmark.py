@@ -415,8 +415,9 @@ def report(task_name: str, task: Task, runs: list[Run], out_dir: Path, argv: lis
     plot(frame, title, folder / "curves.png")
     table = budget_table(frame, task.budgets)
     (folder / "table.md").write_text(markdown_table(table, title))
-    lines = [f"# {datetime.datetime.now():%Y-%m-%d %H:%M}", f"python -m benchmarks.learning_benchmark {shlex.join(argv)}",
-             "", "# runs (status at the end of this invocation)"]
+    lines = [f"# {datetime.datetime.now():%Y-%m-%d %H:%M}",
+             f"python -m benchmarks.learning_benchmark {shlex.join(argv)}", "",
+             "# runs (status at the end of this invocation)"]
     for run in runs:
         lines += [f"{run.library} seed {run.seed}: {run.status}", f"  {display(run.command)}"]
     (folder / "command.txt").write_text("\n".join(lines) + "\n")

@@ -146,7 +146,7 @@ def sample_object_list(pool: list, batch_size: int):
 def sample_deque(memory: collections.deque, batch_size: int):
     """The tutorial replay memory: random.sample from a deque of tuples, then np.stack."""
     batch = random.sample(memory, batch_size)
-    obs, act, rew, next_obs, terminated = zip(*batch)
+    obs, act, rew, next_obs, terminated = zip(*batch, strict=False)
     return (np.stack(obs), np.stack(act), np.array(rew, dtype=np.float32),
             np.stack(next_obs), np.array(terminated, dtype=np.float32))
 
@@ -177,41 +177,49 @@ def build_tuples(columns) -> collections.deque:
 
 # ------------------------------------------------------------------ 2. sampling
 
+def sample_timings(size: int, repeat: int, min_time: float) -> dict[str, tuple[float, float]]:
+    """{design: (median, min) seconds} of one 256-transition minibatch from `size` transitions.
+
+    Its own function: the designs' memory is freed when it returns, before the next size is built.
+    """
+    columns = random_transitions(size, seed=size)
+    buffer = ReplayBuffer(size, OBS_DIM, ACT_DIM, seed=0)
+    buffer.add_batch(*columns)
+    objects = build_objects(columns)
+    # Tuples share the objects' arrays: the timing is the same and memory is spared.
+    memory = collections.deque(((t.obs, t.act, t.rew, t.next_obs, t.terminated)
+                                for t in objects), maxlen=size)
+    del columns
+    index_rng = np.random.default_rng(1)
+    indices = itertools.cycle([index_rng.integers(0, size, BATCH) for _ in range(1000)])
+    table = buffer._table  # the buffer's own storage: one row per transition
+    fields = (buffer.obs, buffer.act, buffer.rew, buffer.next_obs, buffer.terminated)
+    rng = np.random.default_rng(2)
+    random.seed(0)
+
+    def raw_per_field():
+        idx = next(indices)
+        return [field[idx] for field in fields]
+
+    cases = {
+        "this ReplayBuffer.sample": lambda: buffer.sample(BATCH),
+        "raw: table[idx], precomputed idx (floor)": lambda: table[next(indices)],
+        "raw: 5 x field[idx], precomputed idx": raw_per_field,
+        "raw: rng.integers + table[idx]": lambda: table[rng.integers(0, size, BATCH)],
+        "list of objects + random.sample (original)":
+            lambda: sample_object_list(objects, BATCH),
+        "deque of tuples + random.sample (tutorial)": lambda: sample_deque(memory, BATCH),
+    }
+    return measure_many(cases, repeat, min_time)
+
+
 def bench_sample(out: Output, sizes: list[int], repeat: int, min_time: float) -> dict:
     """Cost of one 256-transition minibatch per design and buffer size."""
     ratios = {}
     rows = []
     for size in sizes:
-        columns = random_transitions(size, seed=size)
-        buffer = ReplayBuffer(size, OBS_DIM, ACT_DIM, seed=0)
-        buffer.add_batch(*columns)
-        objects = build_objects(columns)
-        # Tuples share the objects' arrays: the timing is the same and memory is spared.
-        memory = collections.deque(((t.obs, t.act, t.rew, t.next_obs, t.terminated)
-                                    for t in objects), maxlen=size)
-        del columns
-        index_rng = np.random.default_rng(1)
-        indices = itertools.cycle([index_rng.integers(0, size, BATCH) for _ in range(1000)])
-        table = buffer._table  # the buffer's own storage: one row per transition
-        fields = (buffer.obs, buffer.act, buffer.rew, buffer.next_obs, buffer.terminated)
-        rng = np.random.default_rng(2)
-        random.seed(0)
-
-        def raw_per_field():
-            idx = next(indices)
-            return [field[idx] for field in fields]
-
-        cases = {
-            "this ReplayBuffer.sample": lambda: buffer.sample(BATCH),
-            "raw: table[idx], precomputed idx (floor)": lambda: table[next(indices)],
-            "raw: 5 x field[idx], precomputed idx": raw_per_field,
-            "raw: rng.integers + table[idx]": lambda: table[rng.integers(0, size, BATCH)],
-            "list of objects + random.sample (original)":
-                lambda: sample_object_list(objects, BATCH),
-            "deque of tuples + random.sample (tutorial)": lambda: sample_deque(memory, BATCH),
-        }
         medians = {}
-        for name, (median, minimum) in measure_many(cases, repeat, min_time).items():
+        for name, (median, minimum) in sample_timings(size, repeat, min_time).items():
             medians[name] = median
             out.record("sample_256", name, size, median * 1e6, minimum * 1e6, "us per minibatch")
             rows.append([name, f"{size:.0e}", f"{median * 1e6:,.1f}", f"{minimum * 1e6:,.1f}"])
@@ -224,7 +232,6 @@ def bench_sample(out: Output, sizes: list[int], repeat: int, min_time: float) ->
         }
         for name, value in ratios[size].items():
             out.record("sample_256_ratio", name, size, value, None, "ratio of medians")
-        del objects, memory, buffer, table, fields
         gc.collect()
     out.table(f"2. Sampling one {BATCH}-transition minibatch (obs {OBS_DIM}, act {ACT_DIM}; "
               f"{repeat} repeats)", ["design", "held", "median us", "min us"], rows)

@@ -37,7 +37,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "train_step_benchmark.cs
 
 def dense_flops(batch: int, sizes: list[int]) -> int:
     """Multiply-adds x 2 of one forward pass through Dense layers of the given widths."""
-    return sum(2 * batch * n_in * n_out for n_in, n_out in zip(sizes, sizes[1:]))
+    return sum(2 * batch * n_in * n_out for n_in, n_out in zip(sizes, sizes[1:], strict=False))
 
 
 def estimated_step_flops(variant: str, width: int, batch: int) -> int:

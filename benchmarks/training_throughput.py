@@ -125,7 +125,8 @@ def peer_rows(spec: ExperimentSpec, steps: int, every: int = 1) -> list[dict]:
         rate = result["steps_per_s_warm"] or result["steps_per_s"]  # sbx compiles during its first steps
         rows.append({"env": spec.env_id, "library": library, "variant": "v2", "alpha": "auto",
                      "width": spec.theta_nn_h_layer_topo[0], "batch": spec.batch_size_in_ts, "steps": steps,
-                     "gradient_steps_every": every, "steps_per_s": rate, "ms_per_step": 1e3 / rate, "peak_rss_mb": result["peak_rss_mb"]})
+                     "gradient_steps_every": every, "steps_per_s": rate, "ms_per_step": 1e3 / rate,
+                     "peak_rss_mb": result["peak_rss_mb"]})
     return rows
 
 

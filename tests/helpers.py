@@ -83,7 +83,7 @@ def random_actor(obs_dim: int = 3, act_dim: int = 2, seed: int = 0):
     rng = np.random.default_rng(seed)
     sizes = [obs_dim, 8, 8]
     arrays = []
-    for fan_in, fan_out in zip(sizes, sizes[1:]):
+    for fan_in, fan_out in zip(sizes, sizes[1:], strict=False):
         arrays += [rng.normal(size=(fan_in, fan_out)).astype(np.float32), rng.normal(size=fan_out).astype(np.float32)]
     for _ in range(2):  # mu, log_std heads
         arrays += [rng.normal(size=(8, act_dim)).astype(np.float32), rng.normal(size=act_dim).astype(np.float32)]

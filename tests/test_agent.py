@@ -99,7 +99,8 @@ class EvaluationFaultTest(unittest.TestCase):
             # the training metrics of the interrupted epoch cover the steps run after the resume: none here
             self.assertTrue(np.isnan(resumed["q1_loss"][0]))
             timing = ["wall_time_s", "steps_per_s"]
-            pd.testing.assert_series_equal(resumed.drop(columns=timing).iloc[1], uninterrupted.drop(columns=timing).iloc[1])
+            pd.testing.assert_series_equal(resumed.drop(columns=timing).iloc[1],
+                                           uninterrupted.drop(columns=timing).iloc[1])
 
 
 class GradientStepsTest(unittest.TestCase):
