@@ -22,8 +22,13 @@ from blocAndTools.nn_blocs import FusedAdam, polyak_update, variable_name
 from blocAndTools.replay_buffer import Minibatch, transition_columns
 from blocAndTools.seeding import stream_seed
 from SoftActorCritic import losses
-from SoftActorCritic.networks import (actor_variables, build_gaussian_policy, build_state_action_value,
-                                      build_state_value, squashed_sample)
+from SoftActorCritic.networks import (
+    actor_variables,
+    build_gaussian_policy,
+    build_state_action_value,
+    build_state_value,
+    squashed_sample,
+)
 from SoftActorCritic.numpy_policy import NumpyActor
 
 
@@ -31,7 +36,8 @@ class SoftActorCriticBrain:
     """The five SAC v1 networks (phi, V_psi, frozen_V_psi, Q_theta_1, Q_theta_2), or those of a variant.
 
     v1 with q_backup single has no Q_theta_2; v2 has no V_psi / frozen_V_psi but
-    frozen_Q_theta_1 / frozen_Q_theta_2. Seeds the initial weights and both noises from spec.seed's streams (blocAndTools.seeding).
+    frozen_Q_theta_1 / frozen_Q_theta_2. Seeds the initial weights and both noises from spec.seed's streams
+    (blocAndTools.seeding).
     """
 
     def __init__(self, spec: ExperimentSpec, obs_dim: int, act_dim: int, jit_compile_steps: bool = True) -> None:
@@ -54,7 +60,7 @@ class SoftActorCriticBrain:
         else:
             self.frozen_critics = [build_state_action_value(obs_dim, act_dim, topo, activation,
                                                             f"frozen_Q_theta_{i + 1}") for i in range(n_critics)]
-            self.target_pairs = list(zip(self.critics, self.frozen_critics))
+            self.target_pairs = list(zip(self.critics, self.frozen_critics, strict=True))
         for online, frozen in self.target_pairs:
             frozen.trainable = False
             polyak_update(online.trainable_variables, frozen.variables, tau=1.0)  # start as a hard copy
@@ -138,7 +144,7 @@ class SoftActorCriticBrain:
                 self._new_actor_weights = self._read_actor_weights()
             flat = self._new_actor_weights.numpy()
             arrays = [part.reshape(shape) for part, shape in zip(np.split(flat, self._actor_splits),
-                                                                 self._actor_shapes)]
+                                                                 self._actor_shapes, strict=True)]
             self._actor, self._new_actor_weights = NumpyActor.from_arrays(arrays, self.spec.hidden_activation), None
         return self._actor
 
@@ -225,7 +231,7 @@ class SoftActorCriticBrain:
             metrics = self.compute_losses(obs, act, rew, next_obs, terminated, eps, next_eps)
         for loss, variables in self.trained_by_loss.items():
             gradients = tape.gradient(metrics[loss], variables)
-            self.optimizers[loss].apply_gradients(zip(gradients, variables))
+            self.optimizers[loss].apply_gradients(zip(gradients, variables, strict=True))
         del tape
 
         # Targets move every target_update_interval steps; tau = 0 on the other steps leaves them exactly

@@ -17,8 +17,9 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import yaml
@@ -30,6 +31,7 @@ from blocAndTools.seeding import episode_seeds
 from blocAndTools.tf_threads import import_tensorflow_quietly
 from SoftActorCritic import sweeps
 from SoftActorCritic.numpy_policy import Policy, load_policy
+from SoftActorCritic.sweep_summary import report_summary
 
 if TYPE_CHECKING:  # type hints only: run_logging imports TensorFlow
     from blocAndTools.run_logging import ConsoleView
@@ -190,7 +192,7 @@ def command_train(args: argparse.Namespace) -> None:
         view = import_training()
         for spec, run_dir in runs:
             train_one(spec, run_dir, resume=False, view=view)
-    sweeps.report_summary(runs, sweep_dir)
+    report_summary(runs, sweep_dir)
 
 
 def resume(args: argparse.Namespace) -> None:
@@ -221,7 +223,7 @@ def resume(args: argparse.Namespace) -> None:
         sweeps.run_on_ray([(spec, run_dir)], None, args.ray_address, args.max_concurrent)
     else:
         train_one(spec, run_dir, resume=True, view=import_training())
-    sweeps.report_summary([(spec, run_dir)], None)
+    report_summary([(spec, run_dir)], None)
 
 
 def _run_spec(run_dir: Path) -> ExperimentSpec:
@@ -366,8 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     search = commands.add_parser("tune", help="hyperparameter search on Ray Tune (Optuna sampler, ASHA stopping); "
                                               "writes the best configuration as a spec file")
-    search.add_argument("--spec", required=True, help="spec YAML file or a shipped experiment's name; a field written as a "
-                                                      "distribution, e.g. 'loguniform(1e-4, 1e-2)', is searched")
+    search.add_argument("--spec", required=True, help="spec YAML file or a shipped experiment's name; a field written "
+                                                      "as a distribution, e.g. 'loguniform(1e-4, 1e-2)', is searched")
     search.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a spec field (repeatable)")
     search.add_argument("--search", action="append", default=[], metavar="FIELD=DISTRIBUTION",

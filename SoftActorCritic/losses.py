@@ -8,7 +8,7 @@ networks and composes these functions; gradients flow where the formulas say, st
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import tensorflow as tf
 

@@ -6,7 +6,7 @@ Q_theta_i:   (s, a) -> Q(s, a)                                        (twin soft
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 import numpy as np

@@ -18,8 +18,8 @@ import math
 import os
 import re
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -75,7 +75,7 @@ class NumpyActor:
     @classmethod
     def from_arrays(cls, arrays: list[np.ndarray], activation: str) -> NumpyActor:
         """From phi's weights in layer order: trunk kernel, bias, ..., mu kernel, bias, log_std kernel, bias."""
-        layers = list(zip(arrays[0::2], arrays[1::2]))
+        layers = list(zip(arrays[0::2], arrays[1::2], strict=True))
         return cls(layers[:-2], layers[-2], layers[-1], activation)
 
     def weight_arrays(self) -> dict[str, np.ndarray]:

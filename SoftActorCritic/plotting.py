@@ -31,7 +31,7 @@ def read_progress(run_dir: Path) -> pd.DataFrame:
 
 def curve_groups(folders: list[Path]) -> list[tuple[str, list[Path]]]:
     """(legend label, run folders) per curve: one per folder, or one per grid point of a sweep folder."""
-    from SoftActorCritic.sweeps import group_runs, point_label
+    from SoftActorCritic.sweep_summary import group_runs, point_label
 
     groups = []
     for folder in folders:
@@ -52,8 +52,8 @@ def plot_learning_curves(folders: list[Path], out: Path, metrics: list[str] | st
     figure, axes = plt.subplots(len(metrics), 1, figsize=(8, 3.6 * len(metrics) + 1.0), sharex=True, squeeze=False)
     for index, (label, runs) in enumerate(groups):
         frames = [read_progress(run) for run in runs]
-        for axis, metric in zip(axes[:, 0], metrics):
-            missing = [run for run, frame in zip(runs, frames) if metric not in frame.columns]
+        for axis, metric in zip(axes[:, 0], metrics, strict=True):
+            missing = [run for run, frame in zip(runs, frames, strict=True) if metric not in frame.columns]
             if missing:
                 raise UserInputError(f"--metric {metric!r}: not a column of {missing[0] / 'progress.csv'} "
                                      f"(columns: {', '.join(frames[0].columns)})")
@@ -63,7 +63,7 @@ def plot_learning_curves(folders: list[Path], out: Path, metrics: list[str] | st
                               label=f"{label} ({len(frames)} run{'s' if len(frames) > 1 else ''})")
             if len(frames) > 1:
                 axis.fill_between(curve.index, curve["min"], curve["max"], color=line.get_color(), alpha=0.2)
-    for axis, metric in zip(axes[:, 0], metrics):
+    for axis, metric in zip(axes[:, 0], metrics, strict=True):
         axis.set_ylabel(metric.replace("_", " "))
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)

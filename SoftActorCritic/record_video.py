@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from rich.progress import Progress
 
@@ -38,9 +38,9 @@ def record_episodes(policy: Policy, episodes: int, out_dir: Path, seed: int, max
             frames = progress.add_task(f"recording episode {episode + 1}/{episodes}",
                                        total=playground.max_episode_steps)
             with imageio.get_writer(path, fps=playground.env.metadata.get("render_fps", 30)) as writer:
-                def grab_frame() -> None:
+                def grab_frame(writer=writer, task=frames) -> None:  # bound now: a new writer and task each episode
                     writer.append_data(playground.env.render())
-                    progress.advance(frames)
+                    progress.advance(task)
                 episode_return = playground.run_episode(policy.actor, episode_seed, grab_frame)
             progress.remove_task(frames)
             progress.console.print(f"episode {episode}: return {episode_return:.1f}, video {path}", highlight=False)

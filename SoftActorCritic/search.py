@@ -149,7 +149,7 @@ def trial_spec(config: dict, trial_name: str):
 
 def run_search(args: argparse.Namespace) -> None:
     """The `tune` command: search, summary.csv, best_spec.yaml and the command that trains it."""
-    from SoftActorCritic import sweeps
+    from SoftActorCritic import sweep_summary, sweeps
     from SoftActorCritic.experiment_runner import check_environments
 
     if args.samples < 1:
@@ -191,9 +191,9 @@ def run_search(args: argparse.Namespace) -> None:
             results = sweeps.run_tuner(tune, sweeps.sweep_trial, param_space, sweep_dir, concurrent, cpus,
                                        sweeps.make_progress_callback(tune), tune_config)
     run_dirs = sorted(path.parent for path in sweep_dir.glob("*/spec.yaml"))
-    table = sweeps.write_summary(sweep_dir, run_dirs)
+    table = sweep_summary.write_summary(sweep_dir, run_dirs)
     if len(table):
-        sweeps.print_summary(table, f"search summary ({sweep_dir / sweeps.SUMMARY})")
+        sweep_summary.print_summary(table, f"search summary ({sweep_dir / sweep_summary.SUMMARY})")
     best = best_run(run_dirs, base_spec.max_epoch)
     if best is not None:
         write_best_spec(best, sweep_dir / BEST_SPEC, raw["name"])
@@ -214,11 +214,11 @@ def _value(run_dir: Path, key: str) -> Any:
 def best_run(run_dirs: list[Path], max_epoch: int) -> Path | None:
     """The trial with the highest final eval return among those that ran every epoch (ASHA stops the
     others early), or among all of them when none did."""
-    from SoftActorCritic.sweeps import _read_run
+    from SoftActorCritic.sweep_summary import read_run
 
     scored = []
     for run_dir in run_dirs:
-        run = _read_run(run_dir)
+        run = read_run(run_dir)
         if run is None:
             continue
         evals = run[1][METRIC].dropna()

@@ -17,7 +17,6 @@ Results: benchmarks/results/checkpoint_benchmark.csv (--quick: checkpoint_benchm
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import platform
@@ -29,9 +28,9 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
+import pandas as pd  # noqa: E402
 
+from benchmarks.report import print_table, save_results, wide_console  # noqa: E402
 from blocAndTools import ExperimentSpec, ReplayBuffer  # noqa: E402
 from blocAndTools.atomic_files import write_text_atomically  # noqa: E402
 from blocAndTools.checkpointing import RunCheckpointer  # noqa: E402
@@ -101,7 +100,7 @@ def run(capacity: int, epoch_rows: list[int], rounds: int, folder: Path) -> list
             restore_s = time.perf_counter() - start
             np.testing.assert_array_equal(restored._table, buffer._table)
             del restored
-            seconds, written, buffer_written = zip(*measured[name])
+            seconds, written, buffer_written = zip(*measured[name], strict=True)
             rows.append({"design": name, "capacity": capacity, "rows_per_checkpoint": n, "checkpoints": rounds,
                          "median_s": statistics.median(seconds), "min_s": min(seconds),
                          "median_bytes": int(statistics.median(written)),
@@ -115,27 +114,19 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1e5 transitions and fewer rounds: under a minute")
     args = parser.parse_args()
     capacity, rounds = (100_000, 3) if args.quick else (1_000_000, 7)
-    console = Console(width=max(110, Console().width))
+    console = wide_console(110)
     console.print(f"Checkpoint benchmark ({'quick' if args.quick else 'full'}): Python {platform.python_version()}, "
                   f"NumPy {np.__version__}, {os.cpu_count()} CPUs, {platform.processor() or platform.platform()}")
     with tempfile.TemporaryDirectory(dir=os.environ.get("CHECKPOINT_BENCHMARK_DIR")) as folder:
         rows = run(capacity, [1000, 5000], rounds, Path(folder))
-    table = Table(title=f"One checkpoint with a full buffer of {capacity:,} transitions (obs {OBS_DIM}, act "
-                        f"{ACT_DIM}; medians of {rounds})", title_justify="left")
-    for column in ("design", "rows added", "seconds", "min s", "bytes written", "of which buffer", "restore s"):
-        table.add_column(column, justify="left" if column == "design" else "right")
-    for row in rows:
-        table.add_row(row["design"], f"{row['rows_per_checkpoint']:,}", f"{row['median_s']:.3f}",
-                      f"{row['min_s']:.3f}", f"{row['median_bytes']:,}", f"{row['median_buffer_bytes']:,}",
-                      f"{row['restore_s']:.2f}")
-    console.print(table)
+    print_table(console, f"One checkpoint with a full buffer of {capacity:,} transitions (obs {OBS_DIM}, act "
+                         f"{ACT_DIM}; medians of {rounds})",
+                ["design", "rows added", "seconds", "min s", "bytes written", "of which buffer", "restore s"],
+                [[row["design"], f"{row['rows_per_checkpoint']:,}", f"{row['median_s']:.3f}", f"{row['min_s']:.3f}",
+                  f"{row['median_bytes']:,}", f"{row['median_buffer_bytes']:,}", f"{row['restore_s']:.2f}"]
+                 for row in rows])
     results = RESULTS.with_name(RESULTS.stem + "_quick.csv") if args.quick else RESULTS
-    results.parent.mkdir(parents=True, exist_ok=True)
-    with open(results, "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows({key: f"{value:.6g}" if isinstance(value, float) else value for key, value in row.items()}
-                         for row in rows)
+    save_results(pd.DataFrame(rows), results, float_format="%.6g")
     console.print(f"Saved {results}")
 
 

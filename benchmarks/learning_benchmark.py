@@ -53,6 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 try:
+    from benchmarks.report import print_table, save_results, wide_console
     from blocAndTools.errors import UserInputError
     from blocAndTools.experiment_spec import ExperimentSpec
     from blocAndTools.seeding import episode_seeds
@@ -67,7 +68,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 PEER_PYTHON = REPO / "benchmarks" / "peers" / ".venv" / "bin" / "python"
@@ -409,24 +409,21 @@ def report(task_name: str, task: Task, runs: list[Run], out_dir: Path, argv: lis
     folder = out_dir / task_name
     folder.mkdir(parents=True, exist_ok=True)
     frame = assemble(runs)
-    frame.to_csv(folder / "evaluations.csv", index=False, float_format="%.2f")
+    save_results(frame, folder / "evaluations.csv", float_format="%.2f")
     spec = project_spec(task, 1)
     title = f"{spec.env_id}{' ' + json.dumps(spec.env_kwargs) if spec.env_kwargs else ''}, {task.steps:,} steps"
     plot(frame, title, folder / "curves.png")
     table = budget_table(frame, task.budgets)
     (folder / "table.md").write_text(markdown_table(table, title))
-    lines = [f"# {datetime.datetime.now():%Y-%m-%d %H:%M}", f"python -m benchmarks.learning_benchmark {shlex.join(argv)}",
-             "", "# runs (status at the end of this invocation)"]
+    lines = [f"# {datetime.datetime.now():%Y-%m-%d %H:%M}",
+             f"python -m benchmarks.learning_benchmark {shlex.join(argv)}", "",
+             "# runs (status at the end of this invocation)"]
     for run in runs:
         lines += [f"{run.library} seed {run.seed}: {run.status}", f"  {display(run.command)}"]
     (folder / "command.txt").write_text("\n".join(lines) + "\n")
-    rich_table = Table(title=title)
-    for column in ("library", "env steps", "seeds", "mean", "min", "max"):
-        rich_table.add_column(column, justify="right")
-    for row in table.itertuples():
-        rich_table.add_row(row.library, f"{row.env_steps:,}", str(row.seeds), f"{row.mean:.1f}", f"{row.min:.1f}",
-                           f"{row.max:.1f}")
-    console.print(rich_table)
+    print_table(console, title, ["library", "env steps", "seeds", "mean", "min", "max"],
+                [[row.library, f"{row.env_steps:,}", row.seeds, f"{row.mean:.1f}", f"{row.min:.1f}", f"{row.max:.1f}"]
+                 for row in table.itertuples()])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -466,7 +463,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    console = Console() if Console().is_terminal else Console(width=120)
+    console = wide_console()
     deadline = time.time() + 60 * args.max_minutes if args.max_minutes else float("inf")
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda number, frame: STOP_SIGNAL.append(number))

@@ -27,8 +27,8 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from rich.console import Console
-from rich.table import Table
+
+from report import print_table, save_results, wide_console
 
 BENCHMARKS = Path(__file__).resolve().parent
 PEER_VENV = BENCHMARKS / "peers" / ".venv"
@@ -76,10 +76,9 @@ def measure_project(blocks: int, steps_per_block: int) -> list[dict]:
     """Rows for this project: v1 and v2 (alpha 'auto') at each size, train_steps (S steps per call) and
     train_step (one per call), and sample_action latency."""
     # Imported here, not at the top: peer_python/run_peer stay usable without loading TensorFlow.
-    from train_step_benchmark import time_action, time_both
-
     from blocAndTools import ExperimentSpec
     from blocAndTools.tf_threads import configure_tensorflow_threads
+    from train_step_benchmark import time_action, time_both
 
     configure_tensorflow_threads()  # before TensorFlow's first op, as the training runner does
     rows = []
@@ -120,16 +119,6 @@ def measure_peer(library: str, blocks: int, steps_per_block: int, quick: bool) -
     return rows, versions
 
 
-def append_results(frame: pd.DataFrame, path: Path) -> None:
-    """Add this run's rows, stamped with the time of the run, under the earlier runs' rows of the CSV at path
-    (the README quotes earlier runs; columns new to this run are left empty in older rows)."""
-    frame = frame.assign(run_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-    if path.exists():
-        frame = pd.concat([pd.read_csv(path), frame], ignore_index=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(path, index=False, float_format="%.4g")
-
-
 def optional(value: float | None, fmt: str) -> str:
     """A table cell: the formatted value, or empty where the row has none."""
     return "" if value is None else format(value, fmt)
@@ -155,9 +144,7 @@ def main() -> None:
         sys.exit(2)
     blocks, steps = (3, 30) if args.quick else (10, 100)
 
-    console = Console()
-    if not console.is_terminal:  # piped to a file, rich would squeeze the tables into 80 columns
-        console = Console(width=120)
+    console = wide_console()
     console.print(f"this project (v1, v2 alpha auto): {blocks} blocks of {steps} gradient steps per size")
     start = time.perf_counter()
     rows = measure_project(blocks, steps)
@@ -183,34 +170,31 @@ def main() -> None:
                                           if peer else None)
 
     names = {"project": "project", "sb3": "SB3", "sbx": "sbx"}
-    steps_table = Table(title=f"SAC gradient step, HalfCheetah-v5 sizes, {cpu_model()}, {os.cpu_count()} cores "
-                              f"(medians, {'quick' if args.quick else 'full'})")
-    for column in ("library", "variant", "network", "batch", "ms/step, S per call", "steps/s", "ms/step 1 per call",
-                   "v1 / peer", "v2 / peer", "v1 / peer, 1 per call", "v2 / peer, 1 per call"):
-        steps_table.add_column(column, justify="right")
-    action_table = Table(title="one stochastic action for one observation (medians)")
-    for column in ("library", "network", "us / action", "us, policy network alone"):
-        action_table.add_column(column, justify="right")
+    steps_rows, action_rows = [], []
     for width, batch in SIZES:
         for row in (row for row in rows if row["width"] == width):
-            steps_table.add_row(names[row["library"]], row["variant"], f"{width}x{width}", str(batch),
-                                f"{row['ms_per_step']:.2f}", f"{row['steps_per_s']:.0f}",
-                                f"{row['ms_per_step_one_per_call']:.2f}", optional(row["v1_over_peer"], ".2f"),
-                                optional(row["v2_over_peer"], ".2f"), optional(row["v1_over_peer_one_per_call"], ".2f"),
-                                optional(row["v2_over_peer_one_per_call"], ".2f"))
+            steps_rows.append([names[row["library"]], row["variant"], f"{width}x{width}", batch,
+                               f"{row['ms_per_step']:.2f}", f"{row['steps_per_s']:.0f}",
+                               f"{row['ms_per_step_one_per_call']:.2f}", optional(row["v1_over_peer"], ".2f"),
+                               optional(row["v2_over_peer"], ".2f"), optional(row["v1_over_peer_one_per_call"], ".2f"),
+                               optional(row["v2_over_peer_one_per_call"], ".2f")])
             if row["variant"] != "v2-auto":  # the project's actor is the same in v1 and v2
-                action_table.add_row(names[row["library"]], f"{width}x{width}", f"{row['action_us']:.0f}",
-                                     optional(row["action_policy_call_us"], ".0f"))
-        steps_table.add_section()
-        action_table.add_section()
-    console.print(steps_table)
+                action_rows.append([names[row["library"]], f"{width}x{width}", f"{row['action_us']:.0f}",
+                                    optional(row["action_policy_call_us"], ".0f")])
+        steps_rows.append(None)  # a section per size
+        action_rows.append(None)
+    print_table(console, f"SAC gradient step, HalfCheetah-v5 sizes, {cpu_model()}, {os.cpu_count()} cores "
+                         f"(medians, {'quick' if args.quick else 'full'})",
+                ["library", "variant", "network", "batch", "ms/step, S per call", "steps/s", "ms/step 1 per call",
+                 "v1 / peer", "v2 / peer", "v1 / peer, 1 per call", "v2 / peer, 1 per call"], steps_rows)
     console.print(f"S = {steps}. v1 / peer, v2 / peer: this project's gradient steps per second divided by the "
                   "peer's, S steps per call on both sides (> 1: this project is faster): the project's "
                   "train_steps (S minibatches from one sample, one XLA-compiled call) against the peers' "
                   "model.train(gradient_steps=S) (sbx runs the S steps in one compiled loop, SB3 loops in Python). "
                   "'1 per call': train_step against S calls of train(gradient_steps=1), as learn() does with "
                   "train_freq=1.")
-    console.print(action_table)
+    print_table(console, "one stochastic action for one observation (medians)",
+                ["library", "network", "us / action", "us, policy network alone"], action_rows)
     console.print("us / action: this project's sample_action, the peers' model.predict(obs, deterministic=False) "
                   "as their training loop calls it; policy network alone: the peers' actor call without predict's "
                   "conversions.")
@@ -223,7 +207,7 @@ def main() -> None:
     frame["cpu_count"], frame["processor"] = os.cpu_count(), cpu_model()
     for name in ("python", "tensorflow", "torch", "stable_baselines3", "sbx-rl", "jax", "gymnasium", "mujoco"):
         frame[name.replace("-", "_")] = versions.get(name)
-    append_results(frame, RESULTS)
+    save_results(frame, RESULTS, append=True, float_format="%.4g")
     console.print(f"added to {RESULTS} ({time.perf_counter() - start:.0f} s)")
 
 

@@ -1,16 +1,13 @@
-"""Replay-buffer benchmarks: write cost, add cost, minibatch sampling cost and memory.
+"""Replay-buffer benchmarks: add cost, minibatch sampling cost and memory.
 
 Reproduces and extends the original project's tables on this machine:
-  1. write cost of 250,000 items: preallocated NumPy array vs list.append + conversion
-     vs fixed-size list (the original reported 5.9 us vs 266.9 us vs 8.1 us "per loop",
-     unit unclear; here both the total per loop of 250,000 writes and ns per item);
-  2. ReplayBuffer.add of one transition (target < 3 us) and add_batch per transition;
-  3. sampling a 256-transition minibatch from 1e4, 1e5 and 1e6 transitions (HalfCheetah
+  1. ReplayBuffer.add of one transition (target < 3 us) and add_batch per transition;
+  2. sampling a 256-transition minibatch from 1e4, 1e5 and 1e6 transitions (HalfCheetah
      sizes, obs 17, act 6): this ReplayBuffer vs a list of per-transition objects with
      random.sample + stacking (the original design) vs collections.deque of tuples with
      random.sample + stacking (the common tutorial design) vs raw NumPy fancy indexing
      on the buffer's own arrays with precomputed indices (the floor);
-  4. memory per transition of each design.
+  3. memory per transition of each design.
 Every time is the median over repeats (timeit); "min" is the best repeat.
 
     python benchmarks/replay_buffer_benchmark.py            # full, a few minutes
@@ -22,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import csv
 import gc
 import itertools
 import os
@@ -37,19 +33,13 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # blocAndTools/__init__ may import TF
 
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
 from blocAndTools.replay_buffer import ReplayBuffer  # noqa: E402
-
-try:
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-except ImportError:  # plain-text tables then
-    Console = Table = escape = None
+from report import print_table, save_results, wide_console  # noqa: E402
 
 OBS_DIM, ACT_DIM = 17, 6  # HalfCheetah
 BATCH = 256
-WRITE_ITEMS = 250_000
 RESULTS = Path(__file__).resolve().parent / "results" / "replay_buffer_benchmark.csv"
 CSV_FIELDS = ["section", "design", "size", "median", "min", "unit", "note"]
 
@@ -76,92 +66,27 @@ def measure_many(cases: dict, repeat: int, min_time: float) -> dict[str, tuple[f
 
 
 class Output:
-    """Collects result rows for the CSV and prints aligned tables (rich if installed)."""
+    """This run's result rows (for the CSV) and the console its tables go to."""
 
     def __init__(self):
         self.rows: list[dict] = []
-        self.console = Console(width=max(110, Console().width)) if Console else None
+        self.console = wide_console(110)
 
     def record(self, section, design, size, median, minimum, unit, note=""):
         self.rows.append(dict(section=section, design=design, size=size, median=median,
                               min=minimum, unit=unit, note=note))
 
     def table(self, title: str, header: list[str], rows: list[list[str]]) -> None:
-        if self.console:
-            table = Table(title=title, title_justify="left")
-            for i, name in enumerate(header):
-                table.add_column(name, justify="left" if i == 0 else "right")
-            for row in rows:
-                table.add_row(*(escape(cell) for cell in row))  # "[idx]" is not markup
-            self.console.print(table)
-            return
-        widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
-        print(f"\n{title}")
-        for row in [header] + rows:
-            print("  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
-                            for i, (c, w) in enumerate(zip(row, widths))))
+        print_table(self.console, title, header, rows)
 
     def say(self, text: str) -> None:
-        (self.console.print if self.console else print)(text)
+        self.console.print(text)
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
-            writer.writeheader()
-            for row in self.rows:
-                writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else
-                                     "" if v is None else v) for k, v in row.items()})
+        save_results(pd.DataFrame(self.rows, columns=CSV_FIELDS), path, float_format="%.6g")
 
 
-# ------------------------------------------------------------------ 1. write cost
-
-def bench_write(out: Output, repeat: int, min_time: float) -> None:
-    """Write 250,000 Python floats one by one into three containers."""
-    n = WRITE_ITEMS
-    values = [random.random() for _ in range(n)]
-    values_np = np.array(values)
-    preallocated = np.empty(n)
-    fixed_list = [None] * n
-
-    def numpy_preallocated():
-        for i, v in enumerate(values):
-            preallocated[i] = v
-
-    def numpy_preallocated_vectorised():
-        preallocated[:] = values_np
-
-    def list_append_then_convert():
-        items = []
-        for v in values:
-            items.append(v)
-        return np.array(items)
-
-    def fixed_size_list():
-        for i, v in enumerate(values):
-            fixed_list[i] = v
-
-    cases = [
-        ("preallocated numpy array, item by item", numpy_preallocated, "5.9"),
-        ("list.append, then np.array(list)", list_append_then_convert, "266.9"),
-        ("fixed-size list, item by item", fixed_size_list, "8.1"),
-        ("preallocated numpy array, one vectorised copy", numpy_preallocated_vectorised, "-"),
-    ]
-    rows = []
-    timings = measure_many({name: fn for name, fn, _ in cases}, repeat, min_time)
-    for name, fn, original in cases:
-        median, minimum = timings[name]
-        out.record("write_250k", name, n, median * 1e3, minimum * 1e3, "ms per loop",
-                   f"loop = {n} writes of a Python float; original reported {original} us")
-        out.record("write_250k", name, n, median / n * 1e9, minimum / n * 1e9, "ns per item")
-        rows.append([name, f"{median * 1e3:.2f}", f"{median / n * 1e9:.1f}", original])
-    out.table(f"1. Write cost: one loop writes {n:,} Python floats (median over {repeat} repeats)",
-              ["design", "ms per loop", "ns per item", "original 'per loop'"], rows)
-    out.say("   The original's '5.9 us vs 266.9 us vs 8.1 us per loop' cannot be the cost of "
-            f"all {n:,} writes (< 0.03 ns per item); its unit is unknown, compare rankings only.")
-
-
-# ------------------------------------------------------------------ 2. add cost
+# ------------------------------------------------------------------ 1. add cost
 
 def bench_add(out: Output, repeat: int, min_time: float) -> float:
     """ReplayBuffer.add of one transition, and add_batch per transition."""
@@ -191,7 +116,7 @@ def bench_add(out: Output, repeat: int, min_time: float) -> float:
                    "target < 3 us" if n == 1 else "")
         rows.append([name, f"{median / n * 1e6:.3f}", f"{minimum / n * 1e6:.3f}"])
     add_median = timings["add, float64 obs (gymnasium)"][0]
-    out.table(f"2. ReplayBuffer writes (obs {OBS_DIM}, act {ACT_DIM}; {repeat} repeats)",
+    out.table(f"1. ReplayBuffer writes (obs {OBS_DIM}, act {ACT_DIM}; {repeat} repeats)",
               ["operation", "median us", "min us"], rows)
     return add_median
 
@@ -221,7 +146,7 @@ def sample_object_list(pool: list, batch_size: int):
 def sample_deque(memory: collections.deque, batch_size: int):
     """The tutorial replay memory: random.sample from a deque of tuples, then np.stack."""
     batch = random.sample(memory, batch_size)
-    obs, act, rew, next_obs, terminated = zip(*batch)
+    obs, act, rew, next_obs, terminated = zip(*batch, strict=False)
     return (np.stack(obs), np.stack(act), np.array(rew, dtype=np.float32),
             np.stack(next_obs), np.array(terminated, dtype=np.float32))
 
@@ -250,43 +175,51 @@ def build_tuples(columns) -> collections.deque:
          for i in range(len(rew))), maxlen=len(rew))
 
 
-# ------------------------------------------------------------------ 3. sampling
+# ------------------------------------------------------------------ 2. sampling
+
+def sample_timings(size: int, repeat: int, min_time: float) -> dict[str, tuple[float, float]]:
+    """{design: (median, min) seconds} of one 256-transition minibatch from `size` transitions.
+
+    Its own function: the designs' memory is freed when it returns, before the next size is built.
+    """
+    columns = random_transitions(size, seed=size)
+    buffer = ReplayBuffer(size, OBS_DIM, ACT_DIM, seed=0)
+    buffer.add_batch(*columns)
+    objects = build_objects(columns)
+    # Tuples share the objects' arrays: the timing is the same and memory is spared.
+    memory = collections.deque(((t.obs, t.act, t.rew, t.next_obs, t.terminated)
+                                for t in objects), maxlen=size)
+    del columns
+    index_rng = np.random.default_rng(1)
+    indices = itertools.cycle([index_rng.integers(0, size, BATCH) for _ in range(1000)])
+    table = buffer._table  # the buffer's own storage: one row per transition
+    fields = (buffer.obs, buffer.act, buffer.rew, buffer.next_obs, buffer.terminated)
+    rng = np.random.default_rng(2)
+    random.seed(0)
+
+    def raw_per_field():
+        idx = next(indices)
+        return [field[idx] for field in fields]
+
+    cases = {
+        "this ReplayBuffer.sample": lambda: buffer.sample(BATCH),
+        "raw: table[idx], precomputed idx (floor)": lambda: table[next(indices)],
+        "raw: 5 x field[idx], precomputed idx": raw_per_field,
+        "raw: rng.integers + table[idx]": lambda: table[rng.integers(0, size, BATCH)],
+        "list of objects + random.sample (original)":
+            lambda: sample_object_list(objects, BATCH),
+        "deque of tuples + random.sample (tutorial)": lambda: sample_deque(memory, BATCH),
+    }
+    return measure_many(cases, repeat, min_time)
+
 
 def bench_sample(out: Output, sizes: list[int], repeat: int, min_time: float) -> dict:
     """Cost of one 256-transition minibatch per design and buffer size."""
     ratios = {}
     rows = []
     for size in sizes:
-        columns = random_transitions(size, seed=size)
-        buffer = ReplayBuffer(size, OBS_DIM, ACT_DIM, seed=0)
-        buffer.add_batch(*columns)
-        objects = build_objects(columns)
-        # Tuples share the objects' arrays: the timing is the same and memory is spared.
-        memory = collections.deque(((t.obs, t.act, t.rew, t.next_obs, t.terminated)
-                                    for t in objects), maxlen=size)
-        del columns
-        index_rng = np.random.default_rng(1)
-        indices = itertools.cycle([index_rng.integers(0, size, BATCH) for _ in range(1000)])
-        table = buffer._table  # the buffer's own storage: one row per transition
-        fields = (buffer.obs, buffer.act, buffer.rew, buffer.next_obs, buffer.terminated)
-        rng = np.random.default_rng(2)
-        random.seed(0)
-
-        def raw_per_field():
-            idx = next(indices)
-            return [field[idx] for field in fields]
-
-        cases = {
-            "this ReplayBuffer.sample": lambda: buffer.sample(BATCH),
-            "raw: table[idx], precomputed idx (floor)": lambda: table[next(indices)],
-            "raw: 5 x field[idx], precomputed idx": raw_per_field,
-            "raw: rng.integers + table[idx]": lambda: table[rng.integers(0, size, BATCH)],
-            "list of objects + random.sample (original)":
-                lambda: sample_object_list(objects, BATCH),
-            "deque of tuples + random.sample (tutorial)": lambda: sample_deque(memory, BATCH),
-        }
         medians = {}
-        for name, (median, minimum) in measure_many(cases, repeat, min_time).items():
+        for name, (median, minimum) in sample_timings(size, repeat, min_time).items():
             medians[name] = median
             out.record("sample_256", name, size, median * 1e6, minimum * 1e6, "us per minibatch")
             rows.append([name, f"{size:.0e}", f"{median * 1e6:,.1f}", f"{minimum * 1e6:,.1f}"])
@@ -299,9 +232,8 @@ def bench_sample(out: Output, sizes: list[int], repeat: int, min_time: float) ->
         }
         for name, value in ratios[size].items():
             out.record("sample_256_ratio", name, size, value, None, "ratio of medians")
-        del objects, memory, buffer, table, fields
         gc.collect()
-    out.table(f"3. Sampling one {BATCH}-transition minibatch (obs {OBS_DIM}, act {ACT_DIM}; "
+    out.table(f"2. Sampling one {BATCH}-transition minibatch (obs {OBS_DIM}, act {ACT_DIM}; "
               f"{repeat} repeats)", ["design", "held", "median us", "min us"], rows)
     out.table("   Ratios of medians",
               ["ratio"] + [f"{s:.0e}" for s in sizes],
@@ -309,7 +241,7 @@ def bench_sample(out: Output, sizes: list[int], repeat: int, min_time: float) ->
     return ratios
 
 
-# ------------------------------------------------------------------ 4. memory
+# ------------------------------------------------------------------ 3. memory
 
 def traced_bytes(build) -> tuple[int, object]:
     """Bytes still allocated (tracemalloc) by what build() returns."""
@@ -350,7 +282,7 @@ def bench_memory(out: Output, n: int) -> float:
         out.record("memory", name, n, value, None, "bytes per transition",
                    f"4 * (2*obs_dim + act_dim + 2) = {expected}")
         rows.append([name, f"{value:,.1f}", f"{value / expected:.2f}"])
-    out.table(f"4. Memory per transition ({n:,} transitions; arrays alone: {expected} bytes)",
+    out.table(f"3. Memory per transition ({n:,} transitions; arrays alone: {expected} bytes)",
               ["design", "bytes", "x arrays"], rows)
     return per_transition
 
@@ -369,7 +301,6 @@ def main() -> None:
             f"{platform.python_version()}, NumPy {np.__version__}, {platform.machine()}, "
             f"{os.cpu_count()} CPUs, {platform.processor() or platform.platform()}")
     start = time.perf_counter()
-    bench_write(out, repeat, min_time)
     add_us = bench_add(out, repeat, min_time) * 1e6
     ratios = bench_sample(out, sizes, repeat, min_time)
     per_transition = bench_memory(out, memory_n)

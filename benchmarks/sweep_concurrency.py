@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from report import print_table, save_results, wide_console
+
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "benchmarks" / "results" / "sweep_concurrency.csv"
 
@@ -59,11 +61,12 @@ def main() -> int:
                 row = run_sweep(concurrent, epochs, epoch_steps, Path(tmp) / f"sweep{len(rows)}")
                 rows.append(row)
                 print(row, flush=True)
-    table = pd.DataFrame(rows)
-    print(table.to_string(index=False))
+    console = wide_console()
+    print_table(console, f"2-trial sweeps, {'quick' if args.quick else 'full'}", list(rows[0]),
+                [list(row.values()) for row in rows])
     if not args.quick:
-        table.to_csv(OUT, index=False)
-        print(f"written to {OUT}")
+        save_results(pd.DataFrame(rows), OUT)
+        console.print(f"written to {OUT}")
     return 0
 
 

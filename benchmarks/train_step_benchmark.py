@@ -25,12 +25,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
 
 from blocAndTools import ExperimentSpec, ReplayBuffer  # noqa: E402
 from blocAndTools.tf_threads import configure_tensorflow_threads  # noqa: E402
-from peer_benchmark import append_results  # noqa: E402
+from report import print_table, save_results, wide_console  # noqa: E402
 from SoftActorCritic import SoftActorCriticBrain  # noqa: E402
 
 OBS_DIM, ACT_DIM = 17, 6  # HalfCheetah-v5
@@ -39,7 +37,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "train_step_benchmark.cs
 
 def dense_flops(batch: int, sizes: list[int]) -> int:
     """Multiply-adds x 2 of one forward pass through Dense layers of the given widths."""
-    return sum(2 * batch * n_in * n_out for n_in, n_out in zip(sizes, sizes[1:]))
+    return sum(2 * batch * n_in * n_out for n_in, n_out in zip(sizes, sizes[1:], strict=False))
 
 
 def estimated_step_flops(variant: str, width: int, batch: int) -> int:
@@ -165,18 +163,14 @@ def main() -> None:
                      "fraction_of_roof": flops / seconds / 1e9 / roof})
     action_us = {width: time_action(width) for width in (64, 256)}
 
-    table = Table(title=f"train_step on {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-                        f"TF {tf.__version__}, {threads} (medians; matmul roof {roof:.0f} GFLOP/s)")
-    for column in ("variant", "width", "batch", "ms/step", "steps/s", f"ms/step, {steps} per call", "GFLOP/step",
-                   "GFLOP/s", "% of roof"):
-        table.add_column(column, justify="right")
-    for row in rows:
-        table.add_row(row["variant"], str(row["width"]), str(row["batch"]), f"{row['ms_per_step']:.2f}",
-                      f"{row['steps_per_s']:.0f}", f"{row['ms_per_step_k_per_call']:.2f}",
-                      f"{row['gflop_per_step']:.3f}", f"{row['achieved_gflops']:.1f}",
-                      f"{100 * row['fraction_of_roof']:.0f}")
-    console = Console()
-    console.print(table)
+    console = wide_console()
+    print_table(console, f"train_step on {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+                         f"TF {tf.__version__}, {threads} (medians; matmul roof {roof:.0f} GFLOP/s)",
+                ["variant", "width", "batch", "ms/step", "steps/s", f"ms/step, {steps} per call", "GFLOP/step",
+                 "GFLOP/s", "% of roof"],
+                [[row["variant"], row["width"], row["batch"], f"{row['ms_per_step']:.2f}", f"{row['steps_per_s']:.0f}",
+                  f"{row['ms_per_step_k_per_call']:.2f}", f"{row['gflop_per_step']:.3f}",
+                  f"{row['achieved_gflops']:.1f}", f"{100 * row['fraction_of_roof']:.0f}"] for row in rows])
     console.print(f"ms/step: one train_step call per gradient step; ms/step, {steps} per call: train_steps taking "
                   f"{steps} steps on {steps} minibatches from one sample in one call (XLA), timed blocks alternating; "
                   f"steps/s, GFLOP/s and % of roof are train_step's.")
@@ -188,7 +182,7 @@ def main() -> None:
         frame[f"sample_action_us_{width}"] = micros
     frame["mode"] = "quick" if args.quick else "full"
     frame["tf_threads"] = threads
-    append_results(frame, RESULTS)
+    save_results(frame, RESULTS, append=True, float_format="%.4g")
     console.print(f"added to {RESULTS}")
 
 

@@ -33,12 +33,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
 
 from blocAndTools import ExperimentSpec  # noqa: E402
 from blocAndTools.run_logging import ConsoleView  # noqa: E402
 from blocAndTools.tf_threads import configure_tensorflow_threads  # noqa: E402
-from peer_benchmark import append_results, peer_python, run_peer  # noqa: E402
+from peer_benchmark import peer_python, run_peer  # noqa: E402
+from report import print_table, save_results, wide_console  # noqa: E402
 from SoftActorCritic.agent import SoftActorCriticAgent  # noqa: E402
 
 EXPERIMENTS = BENCHMARKS.parent / "experiments"
@@ -125,7 +125,8 @@ def peer_rows(spec: ExperimentSpec, steps: int, every: int = 1) -> list[dict]:
         rate = result["steps_per_s_warm"] or result["steps_per_s"]  # sbx compiles during its first steps
         rows.append({"env": spec.env_id, "library": library, "variant": "v2", "alpha": "auto",
                      "width": spec.theta_nn_h_layer_topo[0], "batch": spec.batch_size_in_ts, "steps": steps,
-                     "gradient_steps_every": every, "steps_per_s": rate, "ms_per_step": 1e3 / rate, "peak_rss_mb": result["peak_rss_mb"]})
+                     "gradient_steps_every": every, "steps_per_s": rate, "ms_per_step": 1e3 / rate,
+                     "peak_rss_mb": result["peak_rss_mb"]})
     return rows
 
 
@@ -151,23 +152,20 @@ def main() -> None:
         if row["library"] == "this project":
             row["peak_rss_mb"] = rss_mb
 
-    console = Console(width=200)
-    table = Table(title=f"training steps per second, one gradient step per env step: 'train every' 1 (one step per "
-                        f"call) or 64 (64 steps in one call); {steps} timed steps; "
-                        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-                        f"TF {tf.__version__}, {threads})")
-    for column in ["env", "library", "variant", "net/batch", "train every", "steps/s", "ms/step"] \
-            + [f"{p} us" for p in PARTS] \
-            + ["loop us", "not update or env"]:
-        table.add_column(column, justify="right")
+    console = wide_console(200)
+    table_rows = []
     for row in rows:
         parts = [f"{row[f'{p}_us']:.0f}" if f"{p}_us" in row else "" for p in PARTS + ["loop"]]
         share = f"{100 * row['overhead_fraction']:.1f} %" if "overhead_fraction" in row else ""
-        table.add_row(row["env"], row["library"], f"{row['variant']} alpha {row['alpha']}",
-                      f"{row['width']}/{row['batch']}", str(row["gradient_steps_every"]), f"{row['steps_per_s']:.0f}",
-                      f"{row['ms_per_step']:.2f}",
-                      *parts, share)
-    console.print(table)
+        table_rows.append([row["env"], row["library"], f"{row['variant']} alpha {row['alpha']}",
+                           f"{row['width']}/{row['batch']}", row["gradient_steps_every"], f"{row['steps_per_s']:.0f}",
+                           f"{row['ms_per_step']:.2f}", *parts, share])
+    print_table(console, f"training steps per second, one gradient step per env step: 'train every' 1 (one step "
+                         f"per call) or 64 (64 steps in one call); {steps} timed steps; "
+                         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+                         f"TF {tf.__version__}, {threads})",
+                ["env", "library", "variant", "net/batch", "train every", "steps/s", "ms/step"]
+                + [f"{p} us" for p in PARTS] + ["loop us", "not update or env"], table_rows)
     console.print(f"replay buffer of {halfcheetah.pool_capacity:,} HalfCheetah transitions: "
                   f"{rows[0]['buffer_mb']:.0f} MiB of arrays; filling it to capacity grew resident memory by "
                   f"{rows[0]['fill_rss_growth_mb']:.0f} MiB for {rows[0]['fill_rows_mb']:.0f} MiB of rows written; "
@@ -178,7 +176,7 @@ def main() -> None:
     frame = pd.DataFrame(rows)
     frame["mode"] = "quick" if args.quick else "full"
     frame["tf_threads"] = threads
-    append_results(frame, RESULTS)
+    save_results(frame, RESULTS, append=True, float_format="%.4g")
     console.print(f"added to {RESULTS}")
 
 

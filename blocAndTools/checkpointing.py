@@ -62,7 +62,8 @@ class RunCheckpointer:
         needed_chunks: set[str] | None = set()
         for number in kept:
             try:
-                needed_chunks |= {chunk["file"] for chunk in json.loads(self._manifest_path(number).read_text())["chunks"]}
+                manifest = json.loads(self._manifest_path(number).read_text())
+                needed_chunks |= {chunk["file"] for chunk in manifest["chunks"]}
             except FileNotFoundError:
                 pass  # a checkpoint without a manifest holds no chunk (written before chunks existed)
             except (OSError, ValueError, KeyError, TypeError):

@@ -7,7 +7,7 @@ traceback. This module imports nothing heavy, so commands fail fast on bad input
 from __future__ import annotations
 
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 
 class UserInputError(ValueError):

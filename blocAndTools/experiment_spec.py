@@ -16,8 +16,9 @@ import inspect
 import itertools
 import math
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable, Union, get_args, get_origin, get_type_hints
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -36,6 +37,7 @@ ACTIVATION_NAMES = ("relu", "tanh", "elu", "selu", "gelu", "swish", "leaky_relu"
 class ExperimentSpec:
     """Hyperparameters of one SAC run. Defaults are the SAC paper's (Haarnoja et al. 2018)."""
 
+    # Each field's docstring stays on one line, however long: field_docs() gives it whole to `fields`.
     name: str = "experiment"
     """Experiment name: the run folder is runs/<name>/..."""
     description: str = ""
@@ -47,7 +49,7 @@ class ExperimentSpec:
     env_kwargs: dict = dataclasses.field(default_factory=dict)
     """Keyword arguments for gymnasium.make, e.g. {continuous: true} for LunarLander-v3."""
     seed: int = 0
-    """Seed of the run: every random stream (environment, warm-up actions, action noise, replay sampler, update noise, initial weights, evaluation episodes) is drawn from its own child of numpy.random.SeedSequence(seed), see blocAndTools/seeding.py."""
+    """Seed of the run: every random stream (environment, warm-up actions, action noise, replay sampler, update noise, initial weights, evaluation episodes) is drawn from its own child of numpy.random.SeedSequence(seed), see blocAndTools/seeding.py."""  # noqa: E501
     max_trj_steps: int | None = None
     """Time limit of a trajectory in steps (None keeps the environment's own limit)."""
 
@@ -59,7 +61,7 @@ class ExperimentSpec:
     gradient_step_interval: int = 1
     """Environment steps between two gradient steps (1: one gradient step per env step)."""
     gradient_steps: int = 1
-    """Gradient steps taken every gradient_step_interval env steps, on as many minibatches sampled at once, in one compiled call (SB3's gradient_steps; interval = steps = 64: "train every 64 steps")."""
+    """Gradient steps taken every gradient_step_interval env steps, on as many minibatches sampled at once, in one compiled call (SB3's gradient_steps; interval = steps = 64: "train every 64 steps")."""  # noqa: E501
     min_pool_size: int = 10_000
     """Transitions collected with uniform random actions before the first gradient step."""
     pool_capacity: int = 1_000_000
@@ -67,7 +69,7 @@ class ExperimentSpec:
     batch_size_in_ts: int = 256
     """Minibatch size in transitions."""
     max_eval_trj: int = 10
-    """Evaluation episodes with the deterministic policy tanh(mu) after each epoch, from the same start states each time."""
+    """Evaluation episodes with the deterministic policy tanh(mu) after each epoch, from the same start states each time."""  # noqa: E501
     expected_reward_goal: float | None = None
     """Eval return announced as the goal reached (the best policy is kept in any case); None: no goal."""
     checkpoint_interval: int = 1
@@ -136,7 +138,8 @@ class ExperimentSpec:
                 for key, value in dataclasses.asdict(self).items()}
 
     def to_yaml(self, path: str | Path) -> None:
-        """Write the resolved spec (loading it back gives an equal spec), atomically: a temporary name, then a rename."""
+        """Write the resolved spec (loading it back gives an equal spec), atomically: a temporary name, then a
+        rename."""
         path = Path(path)
         temporary = path.with_name(path.name + ".tmp")
         temporary.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
@@ -161,7 +164,7 @@ def field_docs() -> dict[str, str]:
     tree = ast.parse(inspect.getsource(ExperimentSpec))
     body = tree.body[0].body
     docs = {}
-    for node, following in zip(body, body[1:]):
+    for node, following in zip(body, body[1:], strict=False):
         if isinstance(node, ast.AnnAssign) and isinstance(following, ast.Expr) \
                 and isinstance(following.value, ast.Constant):
             docs[node.target.id] = following.value.value
@@ -312,7 +315,7 @@ def expand_grid(raw: dict[str, Any]) -> list[ExperimentSpec]:
     specs = []
     for grid_point in grid_points:
         for values in itertools.product(*(raw[key] for key in grid_keys)):
-            changes = dict(grid_point, **dict(zip(grid_keys, values)))
+            changes = dict(grid_point, **dict(zip(grid_keys, values, strict=True)))
             point = dict(raw, **changes)
             # the seed is not part of the name: run folders already end in -seed<N>
             tag = ",".join(f"{key}={_tag(value)}" for key, value in changes.items() if key != "seed")

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from types import TracebackType
-from typing import Callable
 
 import gymnasium
 import numpy as np
@@ -208,7 +208,8 @@ class GymPlayground:
         self._seed_next_reset = False
 
     def describe(self) -> str:
-        """One line on the spaces, e.g. 'Pendulum-v1: obs Box(3,) act Box(1,) in [-2, 2] rescaled to [-1, 1], time limit 200'."""
+        """One line on the spaces, e.g.
+        'Pendulum-v1: obs Box(3,) act Box(1,) in [-2, 2] rescaled to [-1, 1], time limit 200'."""
         bounds = _format_bounds(self.original_action_space.low, self.original_action_space.high)
         limit = f"time limit {self.max_episode_steps}" if self.max_episode_steps is not None else "no time limit"
         return (

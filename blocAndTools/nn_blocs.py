@@ -1,7 +1,7 @@
 """Keras building blocks shared by every network of the project: the MLP builder and the polyak update."""
 from __future__ import annotations
 
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import keras
 import tensorflow as tf
@@ -45,7 +45,7 @@ def check_matching_variables(source_variables: Sequence[tf.Variable],
     if len(source_variables) != len(target_variables):
         raise ValueError(f"polyak_update: {len(source_variables)} source variables "
                          f"but {len(target_variables)} target variables")
-    for source, target in zip(source_variables, target_variables):
+    for source, target in zip(source_variables, target_variables, strict=True):
         if source.shape != target.shape:
             raise ValueError(f"polyak_update: shape mismatch between {variable_name(source)} {source.shape} "
                              f"and {variable_name(target)} {target.shape}")
@@ -63,7 +63,7 @@ def polyak_update(source_variables: Sequence[tf.Variable], target_variables: Seq
     is traced (build time), not at every call. `tau = 1.0` is a hard copy.
     """
     check_matching_variables(source_variables, target_variables)
-    for source, target in zip(source_variables, target_variables):
+    for source, target in zip(source_variables, target_variables, strict=True):
         target.assign(tau * source + (1.0 - tau) * target)
 
 
@@ -89,12 +89,12 @@ class FusedAdam(tf.Module):
 
     def apply_gradients(self, grads_and_vars: Iterable[tuple[tf.Tensor, tf.Variable]]) -> None:
         """One Adam step, as keras.optimizers.Adam.apply_gradients, on the variables given at construction."""
-        gradients, variables = zip(*grads_and_vars)
+        gradients, variables = zip(*grads_and_vars, strict=True)
         if [tuple(v.shape) for v in variables] != self._shapes:
             raise ValueError("FusedAdam.apply_gradients: the variables differ from those it was built for")
         t = tf.cast(self.iterations.assign_add(1), tf.float32)
         beta_1_power, beta_2_power = tf.pow(self.beta_1, t), tf.pow(self.beta_2, t)
-        for gradient, variable, m, v in zip(gradients, variables, self.first_moments, self.second_moments):
+        for gradient, variable, m, v in zip(gradients, variables, self.first_moments, self.second_moments, strict=True):
             tf.raw_ops.ResourceApplyAdam(var=variable.handle, m=m.handle, v=v.handle, beta1_power=beta_1_power,
                                          beta2_power=beta_2_power, lr=self.learning_rate, beta1=self.beta_1,
                                          beta2=self.beta_2, epsilon=self.epsilon, grad=gradient)

@@ -91,7 +91,8 @@ class Minibatch:
     act = property(lambda self: self._column(1), doc="(..., batch, act_dim)")
     rew = property(lambda self: self._column(2), doc="(..., batch)")
     next_obs = property(lambda self: self._column(3), doc="(..., batch, obs_dim)")
-    terminated = property(lambda self: self._column(4), doc="(..., batch): 1.0 if the episode ended in a terminal state")
+    terminated = property(lambda self: self._column(4),
+                          doc="(..., batch): 1.0 if the episode ended in a terminal state")
 
     def __iter__(self):
         return iter(transition_columns(self.rows, self.obs_dim, self.act_dim))
@@ -270,7 +271,8 @@ class ReplayBuffer:
     # ----------------------------------------------------------- save / load
 
     def _ring_parts(self, start: int, stop: int) -> list[tuple[slice, slice]]:
-        """Where transitions start..stop-1 (at most capacity of them) live: (table slots, their rows from 0), 1 or 2 parts."""
+        """Where transitions start..stop-1 (at most capacity of them) live: (table slots, their rows from 0), 1 or 2
+        parts."""
         first, n = start % self.capacity, stop - start
         head = min(n, self.capacity - first)
         parts = [(slice(first, first + head), slice(0, head))]

@@ -3,16 +3,25 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, NamedTuple
+from typing import NamedTuple
 
 import tensorflow as tf
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn,
-                           TimeElapsedColumn, TimeRemainingColumn)
-from rich.text import Text
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
+from rich.text import Text
 
 
 class Column(NamedTuple):
@@ -100,7 +109,8 @@ class ConsoleView:
             yield lambda n=1: progress.advance(task, n)
 
     def print_epoch(self, row: Mapping[str, object]) -> None:
-        """One aligned row of the epoch's metrics (a header before the first); plain `key value` pairs off a terminal."""
+        """One aligned row of the epoch's metrics (a header before the first); plain `key value` pairs off a
+        terminal."""
         if not self.live:
             print(" | ".join(f"{header.strip()} {_format(row.get(key), fmt)}" for key, header, fmt in CONSOLE_COLUMNS),
                   flush=True)

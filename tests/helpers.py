@@ -1,4 +1,5 @@
-"""What several test modules share: a tiny spec, the CLI run in-process or as a command, a tiny brain or actor."""
+"""What several test modules share: a tiny spec (and a temporary folder holding it), a fast Pendulum
+configuration, the CLI run in-process or as a command, the newest checkpoint, a tiny brain or actor."""
 from __future__ import annotations
 
 import contextlib
@@ -6,6 +7,8 @@ import io
 import os
 import subprocess
 import sys
+import tempfile
+import unittest
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +16,7 @@ import yaml
 
 from blocAndTools.experiment_spec import ExperimentSpec
 from SoftActorCritic.brain import SoftActorCriticBrain
-from SoftActorCritic.experiment_runner import main
+from SoftActorCritic.experiment_runner import latest_checkpoint_state, main
 from SoftActorCritic.numpy_policy import NumpyActor
 
 REPO = Path(__file__).resolve().parent.parent
@@ -25,11 +28,36 @@ TINY_SPEC = {
     "pool_capacity": 1000, "max_eval_trj": 1, "phi_nn_h_layer_topo": [16, 16], "psi_nn_h_layer_topo": [16, 16],
     "theta_nn_h_layer_topo": [16, 16], "seed": 3}
 
+# Learns Pendulum within a few thousand steps (64x64 networks, learning rate 1e-3, batch 128, 500 random
+# steps): each learning run of the slow tests takes about 20 seconds on two cores.
+FAST = dict(env_id="Pendulum-v1", timestep_per_epoch=1000, min_pool_size=500, batch_size_in_ts=128,
+            reward_scaling=1.0, alpha=0.2, learning_rate=1e-3, critic_learning_rate=1e-3,
+            phi_nn_h_layer_topo=(64, 64), psi_nn_h_layer_topo=(64, 64), theta_nn_h_layer_topo=(64, 64))
+
 
 def write_spec(path: Path, **changes) -> Path:
     """TINY_SPEC with some fields changed, written as YAML to path."""
     path.write_text(yaml.safe_dump({**TINY_SPEC, **changes}, sort_keys=False))
     return path
+
+
+class TempFolderTest(unittest.TestCase):
+    """A temporary folder (self.root) holding TINY_SPEC with three epochs (self.spec_path)."""
+
+    def setUp(self):
+        self.folder = tempfile.TemporaryDirectory()
+        self.root = Path(self.folder.name)
+        self.spec_path = self.root / "tiny.yaml"
+        self.spec_path = write_spec(self.spec_path, max_epoch=3)
+
+    def tearDown(self):
+        self.folder.cleanup()
+
+
+def latest_checkpoint_steps(run_dir: Path) -> int | None:
+    """The env steps of run_dir's newest checkpoint, or None when it has none."""
+    state = latest_checkpoint_state(run_dir)
+    return None if state is None else state["env_steps"]
 
 
 def run_cli(*args: str) -> tuple[int, str, str]:
@@ -55,7 +83,7 @@ def random_actor(obs_dim: int = 3, act_dim: int = 2, seed: int = 0):
     rng = np.random.default_rng(seed)
     sizes = [obs_dim, 8, 8]
     arrays = []
-    for fan_in, fan_out in zip(sizes, sizes[1:]):
+    for fan_in, fan_out in zip(sizes, sizes[1:], strict=False):
         arrays += [rng.normal(size=(fan_in, fan_out)).astype(np.float32), rng.normal(size=fan_out).astype(np.float32)]
     for _ in range(2):  # mu, log_std heads
         arrays += [rng.normal(size=(8, act_dim)).astype(np.float32), rng.normal(size=act_dim).astype(np.float32)]

@@ -1,5 +1,6 @@
 """SoftActorCriticBrain: each loss against a NumPy hand computation, whole updates against an independent
-TensorFlow one (own tapes, Adam written out), the target update, learned alpha's direction, acting."""
+TensorFlow one (own tapes, Adam written out), the target update, learned alpha's direction, REINFORCE's actor
+gradient against the reparametrized one, acting."""
 import os
 import shutil
 import tempfile
@@ -8,12 +9,14 @@ from unittest import mock
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
 from blocAndTools import ExperimentSpec, Minibatch, ReplayBuffer
 from blocAndTools.run_logging import UPDATE_METRICS
 from SoftActorCritic import SoftActorCriticBrain
+from tests.helpers import FAST
 
 OBS_DIM, ACT_DIM, BATCH = 3, 2, 5
 TINY = dict(phi_nn_h_layer_topo=(4,), psi_nn_h_layer_topo=(4,), theta_nn_h_layer_topo=(4,),
@@ -188,7 +191,7 @@ class IndependentUpdate:
             self.target_pairs = [(self.V_psi, self.frozen_V_psi)]
         else:
             self.frozen_critics = [copy(frozen) for frozen in brain.frozen_critics]
-            self.target_pairs = list(zip(self.critics, self.frozen_critics))
+            self.target_pairs = list(zip(self.critics, self.frozen_critics, strict=True))
         self.log_alpha = tf.Variable(float(brain.log_alpha)) if self.spec.learns_alpha else None
         self.adam: dict[str, dict] = {}  # per loss: step count t and the moments m, v of each variable
         self.steps = 0
@@ -267,7 +270,7 @@ class IndependentUpdate:
         if self.steps % spec.target_update_interval == 0:
             tau = spec.target_smoothing_coefficient
             for online, frozen in self.target_pairs:
-                for source, target in zip(online.weights, frozen.weights):
+                for source, target in zip(online.weights, frozen.weights, strict=True):
                     target.assign(tau * source + (1 - tau) * target)
         return {name: float(loss) for name, loss in losses.items()}
 
@@ -276,13 +279,14 @@ class IndependentUpdate:
                 "alpha_loss": self.spec.alpha_learning_rate}.get(loss, self.spec.critic_learning_rate)
 
     def adam_step(self, name, variables, grads, lr):
-        """m <- b1 m + (1 - b1) g, v <- b2 v + (1 - b2) g^2, w <- w - lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps)."""
+        """m <- b1 m + (1 - b1) g, v <- b2 v + (1 - b2) g^2,
+        w <- w - lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps)."""
         b1, b2 = self.ADAM_BETA_1, self.ADAM_BETA_2
         state = self.adam.setdefault(name, {"t": 0, "m": [np.zeros(v.shape) for v in variables],
                                             "v": [np.zeros(v.shape) for v in variables]})
         state["t"] += 1
         t = state["t"]
-        for i, (variable, g) in enumerate(zip(variables, grads)):
+        for i, (variable, g) in enumerate(zip(variables, grads, strict=True)):
             g = np.asarray(g, np.float64)
             state["m"][i] = b1 * state["m"][i] + (1 - b1) * g
             state["v"][i] = b2 * state["v"][i] + (1 - b2) * g ** 2
@@ -310,12 +314,13 @@ class TrainStepTest(unittest.TestCase):
             metrics = brain.train_step(batch)
             for name, expected in expected_losses.items():
                 self.assertAlmostEqual(float(metrics[name]), expected, delta=1e-5 * max(1.0, abs(expected)), msg=name)
-        pairs = [(brain.phi, reference.phi)] + list(zip(brain.critics, reference.critics))
-        pairs += [(online, copy) for (online, _), (copy, _) in zip(brain.target_pairs, reference.target_pairs)]
-        pairs += [(frozen, copy) for (_, frozen), (_, copy) in zip(brain.target_pairs, reference.target_pairs)]
+        pairs = [(brain.phi, reference.phi)] + list(zip(brain.critics, reference.critics, strict=True))
+        target_pairs = list(zip(brain.target_pairs, reference.target_pairs, strict=True))
+        pairs += [(online, copy) for (online, _), (copy, _) in target_pairs]
+        pairs += [(frozen, copy) for (_, frozen), (_, copy) in target_pairs]
         for model, copy in pairs:
-            moved = max(np.abs(w - w0).max() for w, w0 in zip(model.get_weights(), copy.get_weights()))
-            for got, expected in zip(model.get_weights(), copy.get_weights()):
+            moved = max(np.abs(w - w0).max() for w, w0 in zip(model.get_weights(), copy.get_weights(), strict=True))
+            for got, expected in zip(model.get_weights(), copy.get_weights(), strict=True):
                 np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6, err_msg=f"{model.name} {moved}")
         if brain.spec.learns_alpha:
             self.assertAlmostEqual(float(brain.log_alpha), float(reference.log_alpha), delta=1e-6)
@@ -339,21 +344,21 @@ class TrainStepTest(unittest.TestCase):
         for _ in range(6):
             brain.train_step(random_batch(rng, 16))
             frozen.append(brain.frozen_V_psi.get_weights()[0].copy())
-        moved = [not np.array_equal(a, b) for a, b in zip(frozen, frozen[1:])]
+        moved = [not np.array_equal(a, b) for a, b in zip(frozen, frozen[1:], strict=False)]
         self.assertEqual(moved, [False, False, True, False, False, True])
 
     def test_v2_frozen_critics_track_the_critics(self):
         brain = tiny_brain(variant="v2", target_smoothing_coefficient=1.0)
         brain.train_step(random_batch(np.random.default_rng(0), 16))
-        for critic, frozen in zip(brain.critics, brain.frozen_critics):
-            for a, b in zip(critic.get_weights(), frozen.get_weights()):
+        for critic, frozen in zip(brain.critics, brain.frozen_critics, strict=True):
+            for a, b in zip(critic.get_weights(), frozen.get_weights(), strict=True):
                 np.testing.assert_array_equal(a, b)
 
     def test_frozen_actor_is_not_updated(self):
         brain = tiny_brain(actor_loss="none")
         before = [w.copy() for w in brain.phi.get_weights()]
         brain.train_step(random_batch(np.random.default_rng(0), 16))
-        for a, b in zip(before, brain.phi.get_weights()):
+        for a, b in zip(before, brain.phi.get_weights(), strict=True):
             np.testing.assert_array_equal(a, b)
 
     def test_gradients_reach_mu_and_log_std_heads(self):
@@ -363,7 +368,7 @@ class TrainStepTest(unittest.TestCase):
         with tf.GradientTape() as tape:
             pi_loss = brain.compute_losses(*batch, eps, eps)["pi_loss"]
         variables = brain.phi.trainable_variables
-        for variable, gradient in zip(variables, tape.gradient(pi_loss, variables)):
+        for variable, gradient in zip(variables, tape.gradient(pi_loss, variables), strict=True):
             if "policy_mu" in variable.path or "policy_log_std" in variable.path:
                 self.assertGreater(float(tf.reduce_max(tf.abs(gradient))), 0.0, variable.path)
 
@@ -476,11 +481,62 @@ class LearnedAlphaTest(unittest.TestCase):
 
     def test_alpha_rises_while_entropy_is_below_the_target(self):
         alphas = self.alphas(log_std=-5.0, target_entropy=-1.0)  # entropy about 2 * (1.42 - 5) = -7
-        self.assertTrue(all(b > a for a, b in zip(alphas, alphas[1:])), alphas)
+        self.assertTrue(all(b > a for a, b in zip(alphas, alphas[1:], strict=False)), alphas)
 
     def test_alpha_falls_while_entropy_is_above_the_target(self):
         alphas = self.alphas(log_std=1.0, target_entropy=-3.0)  # near uniform on [-1, 1]^2: entropy above 0
-        self.assertTrue(all(b < a for a, b in zip(alphas, alphas[1:])), alphas)
+        self.assertTrue(all(b < a for a, b in zip(alphas, alphas[1:], strict=False)), alphas)
+
+
+def actor_gradients(brain: SoftActorCriticBrain, batch: Minibatch, n_draws: int, seed: int) -> np.ndarray:
+    """n_draws independent estimates of d pi_loss / d phi, flattened, one row per draw."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(n_draws):
+        eps = rng.normal(size=(brain.spec.num_actor_samples * len(batch.rew), brain.act_dim)).astype(np.float32)
+        with tf.GradientTape() as tape:
+            pi_loss = brain.compute_losses(*batch, eps, eps[:len(batch.rew)])["pi_loss"]
+        gradients = tape.gradient(pi_loss, brain.phi.trainable_variables)
+        rows.append(np.concatenate([g.numpy().ravel() for g in gradients]))
+    return np.array(rows)
+
+
+class ActorGradientEstimatorTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        rng = np.random.default_rng(0)
+        size, obs_dim, act_dim = 32, 3, 1
+        cls.batch = Minibatch(obs=rng.normal(size=(size, obs_dim)).astype(np.float32),
+                              act=rng.uniform(-1, 1, (size, act_dim)).astype(np.float32),
+                              rew=rng.normal(size=size).astype(np.float32),
+                              next_obs=rng.normal(size=(size, obs_dim)).astype(np.float32),
+                              terminated=np.zeros(size, np.float32))
+        tiny = dict(FAST, phi_nn_h_layer_topo=(16,), psi_nn_h_layer_topo=(16,), theta_nn_h_layer_topo=(16,))
+        cls.brains = {name: SoftActorCriticBrain(ExperimentSpec(**tiny, **changes), obs_dim, act_dim)
+                      for name, changes in (("reinforce1", dict(actor_gradient="reinforce")),
+                                            ("reinforce10", dict(actor_gradient="reinforce", num_actor_samples=10)),
+                                            ("reparametrize1000", dict(num_actor_samples=1000)),
+                                            ("reinforce1000", dict(actor_gradient="reinforce",
+                                                                   num_actor_samples=1000)))}
+
+    def test_same_seed_gives_the_same_networks(self):
+        for brain in self.brains.values():
+            for a, b in zip(brain.phi.get_weights(), self.brains["reinforce1"].phi.get_weights(), strict=True):
+                np.testing.assert_array_equal(a, b)
+
+    @pytest.mark.slow  # hundreds of gradient estimates: about a minute
+    def test_reinforce_10_has_lower_gradient_variance_than_reinforce_1(self):
+        variance_1 = actor_gradients(self.brains["reinforce1"], self.batch, 200, seed=1).var(axis=0).sum()
+        variance_10 = actor_gradients(self.brains["reinforce10"], self.batch, 200, seed=2).var(axis=0).sum()
+        self.assertLess(variance_10, variance_1 / 4)  # about 1/10 expected: 10 independent samples per state
+
+    def test_reinforce_and_reparametrize_estimate_the_same_gradient(self):
+        # Both are unbiased estimates of grad E_a~pi[alpha log pi(a|s) - Q(s, a)].
+        reinforce = actor_gradients(self.brains["reinforce1000"], self.batch, 20, seed=3).mean(axis=0)
+        reparametrize = actor_gradients(self.brains["reparametrize1000"], self.batch, 20, seed=4).mean(axis=0)
+        cosine = reinforce @ reparametrize / np.linalg.norm(reinforce) / np.linalg.norm(reparametrize)
+        self.assertGreater(cosine, 0.95)
+        self.assertAlmostEqual(np.linalg.norm(reinforce) / np.linalg.norm(reparametrize), 1.0, delta=0.15)
 
 
 class ActingTest(unittest.TestCase):

@@ -1,27 +1,50 @@
-"""The experiment runner CLI end to end on a tiny Pendulum spec, and its answers to bad input."""
+"""The experiment runner CLI end to end on a tiny Pendulum spec: train, resume (after SIGKILL or SIGTERM, at an
+epoch boundary), eval, plot, and its answers to bad input and to corrupt run files."""
+import os
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import yaml
 
+from blocAndTools import ReplayBuffer
 from blocAndTools.errors import UserInputError
 from blocAndTools.run_logging import PROGRESS_COLUMNS
 from SoftActorCritic import load_policy
 from SoftActorCritic.experiment_runner import experiments_dir, resolve_spec
-from tests.helpers import REPO, run_cli, run_command, write_spec
+from tests.helpers import REPO, TempFolderTest, latest_checkpoint_steps, run_cli, run_command, write_spec
 from tests.helpers import TINY_SPEC as TINY_SPEC_FIELDS
 
 TINY_SPEC = yaml.safe_dump(TINY_SPEC_FIELDS, sort_keys=False)  # as text, for modules that edit it
+TIMING_COLUMNS = ["wall_time_s", "steps_per_s"]
 
 
 def folder_state(folder: Path) -> dict:
     """Every file under folder with its size and modification time: to check that nothing was written."""
     return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.rglob("*"))}
+
+
+def start_training(spec_path: Path, run_dir: Path, *extra: str) -> subprocess.Popen:
+    """`train` as a separate process, so that a test can kill or signal it."""
+    return subprocess.Popen([sys.executable, "-m", "SoftActorCritic", "train", "--spec", str(spec_path),
+                             "--run-dir", str(run_dir), *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=dict(os.environ, PYTHONPATH=str(REPO)))
+
+
+def wait_for(condition, timeout_s: float = 180.0) -> None:
+    """Poll condition() until it is true; TimeoutError after timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not reached")
+        time.sleep(0.05)
 
 
 class TrainEndToEndTest(unittest.TestCase):
@@ -250,6 +273,97 @@ class CustomEnvironmentTest(unittest.TestCase):
             self.assertIn("tests.custom_env:ReachTarget-v0: deterministic return over 2 episodes", out)
             policy = load_policy(root / "run")
             np.testing.assert_array_equal((policy.action_low, policy.action_high), ([-0.5], [0.5]))
+
+
+class ResumeTest(TempFolderTest):
+    @pytest.mark.slow  # a training process killed, then resumed
+    def test_sigkill_after_first_checkpoint_then_resume_continues_from_it(self):
+        run_dir = self.root / "run"
+        process = start_training(self.spec_path, run_dir)
+        try:
+            wait_for(lambda: latest_checkpoint_steps(run_dir) is not None or process.poll() is not None)
+        finally:
+            process.kill()
+            process.wait()
+        steps = latest_checkpoint_steps(run_dir)
+        self.assertIsNotNone(steps, "no checkpoint before the process ended")
+        saved, _ = ReplayBuffer.read_chunks(run_dir / "checkpoints" / f"replay_buffer-{steps}.json")
+
+        status, out, err = run_cli("train", "--resume", "--run-dir", str(run_dir))
+        self.assertEqual(status, 0, err)
+        self.assertIn(f"({steps} env steps)", out)
+        progress = pd.read_csv(run_dir / "progress.csv")
+        self.assertEqual(progress["epoch"].tolist(), [1, 2, 3])
+        self.assertEqual(progress["env_steps"].tolist(), [200, 400, 600])
+        final, _ = ReplayBuffer.read_chunks(run_dir / "checkpoints" / "replay_buffer-600.json")
+        self.assertEqual(len(final), 600)
+        np.testing.assert_array_equal(final.obs[:len(saved)], saved.obs[:len(saved)])
+        np.testing.assert_array_equal(final.rew[:len(saved)], saved.rew[:len(saved)])
+
+    @pytest.mark.slow  # a training process stopped, then resumed
+    def test_sigterm_saves_a_checkpoint_and_exits_130(self):
+        run_dir = self.root / "run"
+        process = start_training(self.spec_path, run_dir)
+        wait_for(lambda: (run_dir / "progress.csv").exists() or process.poll() is not None)
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=120)
+        self.assertEqual(process.returncode, 130, err[-2000:])
+        self.assertIn("checkpoint saved at env step", err)
+        self.assertIsNotNone(latest_checkpoint_steps(run_dir))
+        status, _, err = run_cli("train", "--resume", "--run-dir", str(run_dir))
+        self.assertEqual(status, 0, err)
+        self.assertEqual(pd.read_csv(run_dir / "progress.csv")["epoch"].tolist(), [1, 2, 3])
+
+    def test_resume_at_an_epoch_boundary_reproduces_the_uninterrupted_run(self):
+        whole, split = self.root / "whole", self.root / "split"
+        self.assertEqual(run_cli("train", "--spec", str(self.spec_path), "--run-dir", str(whole))[0], 0)
+        status, _, err = run_cli("train", "--spec", str(self.spec_path), "--run-dir", str(split),
+                                 "--set", "max_epoch=1")
+        self.assertEqual(status, 0, err)
+        status, _, err = run_cli("train", "--resume", "--run-dir", str(split), "--set", "max_epoch=3")
+        self.assertEqual(status, 0, err)
+        pd.testing.assert_frame_equal(pd.read_csv(whole / "progress.csv").drop(columns=TIMING_COLUMNS),
+                                      pd.read_csv(split / "progress.csv").drop(columns=TIMING_COLUMNS))
+
+
+class CorruptFilesTest(TempFolderTest):
+    def setUp(self):
+        super().setUp()
+        self.run_dir = self.root / "run"
+        status, _, err = run_cli("train", "--spec", str(self.spec_path), "--run-dir", str(self.run_dir),
+                                 "--set", "max_epoch=1")
+        self.assertEqual(status, 0, err)
+        self.files_before = sorted(p.name for p in (self.run_dir / "checkpoints").iterdir())
+
+    def assert_clear_refusal(self, *args: str):
+        status, out, err = run_cli(*args)
+        self.assertEqual(status, 2, out + err)
+        self.assertEqual(len(err.strip().splitlines()), 1, err)
+        self.assertNotIn("Traceback", err)
+        self.assertEqual(sorted(p.name for p in (self.run_dir / "checkpoints").iterdir()), self.files_before)
+
+    def test_truncated_tensorflow_checkpoint(self):
+        data = next((self.run_dir / "checkpoints").glob("ckpt-200.data-*"))
+        data.write_bytes(data.read_bytes()[:100])
+        self.assert_clear_refusal("train", "--resume", "--run-dir", str(self.run_dir), "--set", "max_epoch=2")
+
+    def test_truncated_policy_file(self):
+        policy = self.run_dir / "checkpoints" / "policy-200.npz"
+        policy.write_bytes(policy.read_bytes()[:100])
+        for command in ("eval", "play --record", "export --out model"):
+            self.assert_clear_refusal(*command.split(), "--run-dir", str(self.run_dir))
+
+    def test_garbage_replay_buffer_files(self):
+        for name in ("replay_buffer-200.json", "replay_chunk-200.npy"):  # the manifest, then the chunk it names
+            path = self.run_dir / "checkpoints" / name
+            content = path.read_bytes()
+            path.write_bytes(b"not a replay buffer file at all")
+            self.assert_clear_refusal("train", "--resume", "--run-dir", str(self.run_dir), "--set", "max_epoch=2")
+            path.write_bytes(content)
+
+    def test_corrupt_spec_yaml(self):
+        (self.run_dir / "spec.yaml").write_text("alpha: [unclosed\n")
+        self.assert_clear_refusal("train", "--resume", "--run-dir", str(self.run_dir))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@ obs = tf.constant(json.loads(sys.argv[2]), tf.float32)
 spec = serve.structured_input_signature[1]["obs"]
 lite = tf.lite.Interpreter(model_path=sys.argv[1] + "/policy.tflite").get_signature_runner("serving_default")
 print(json.dumps({"action": serve(obs=obs)["action"].numpy().tolist(), "obs_shape": spec.shape.as_list(),
-                  "outputs": sorted(serve.structured_outputs), "tflite_action": lite(obs=obs.numpy())["action"].tolist()}))
+                  "outputs": sorted(serve.structured_outputs),
+                  "tflite_action": lite(obs=obs.numpy())["action"].tolist()}))
 """
 
 

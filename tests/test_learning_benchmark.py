@@ -114,7 +114,8 @@ class TestResumability(LearningBenchmarkTestCase):
             self.assertEqual(self.main(), 0)
         folder = self.out_dir / "pendulum"
         self.assertEqual(len(pd.read_csv(folder / "evaluations.csv")), 6)
-        self.assertIn("project seed 1: finished (kept from an earlier invocation)", (folder / "command.txt").read_text())
+        self.assertIn("project seed 1: finished (kept from an earlier invocation)",
+                      (folder / "command.txt").read_text())
         self.assertTrue((folder / "curves.png").stat().st_size > 0)
 
     def test_runs_without_a_record_are_started(self) -> None:

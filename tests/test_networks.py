@@ -126,12 +126,12 @@ class FusedAdamTest(unittest.TestCase):
 
         @tf.function
         def step(gradients):
-            keras_adam.apply_gradients(zip(gradients, keras_vars))
-            fused_adam.apply_gradients(zip(gradients, fused_vars))
+            keras_adam.apply_gradients(zip(gradients, keras_vars, strict=True))
+            fused_adam.apply_gradients(zip(gradients, fused_vars, strict=True))
 
         for _ in range(50):
             step([tf.constant(rng.normal(1.0, size=np.shape(x)).astype(np.float32)) for x in initial])  # a drift
-        for keras_var, fused_var, start in zip(keras_vars, fused_vars, initial):
+        for keras_var, fused_var, start in zip(keras_vars, fused_vars, initial, strict=True):
             self.assertGreater(np.abs(keras_var.numpy() - start).max(), 0.05)  # both moved
             np.testing.assert_allclose(fused_var.numpy(), keras_var.numpy(), atol=1e-5)
         self.assertEqual(int(fused_adam.iterations.numpy()), 50)

@@ -1,4 +1,6 @@
-"""The distribution: `pip install .` ships both packages, every experiment file and the `sac` command."""
+"""The distribution: `pip install .` ships both packages, every experiment file and the `sac` command; the
+source tree holds no unsafe serialisation, eval, TF1 idiom or sys.path edit."""
+import re
 import subprocess
 import sys
 import tempfile
@@ -28,6 +30,21 @@ class WheelTest(unittest.TestCase):
                        "blocAndTools/replay_buffer.py", "blocAndTools/seeding.py"):
             self.assertIn(module, names)
         self.assertFalse([name for name in names if name.startswith(("tests/", "benchmarks/"))])
+
+
+class NoUnsafeSerialisationTest(unittest.TestCase):
+    def test_source_tree_has_no_pickle_eval_unsafe_yaml_or_sys_path_edits(self):
+        banned = re.compile("|".join([r"\bimport " + "pickle", r"\bpickle" + r"\.", "allow_pickle" + "=True",
+                                      r"yaml\.load" + r"\(", r"yaml\.unsafe" + "_load", r"(?<![\w.])eval" + r"\(",
+                                      "compat" + ".v1", r"\bSession" + r"\(", r"sys\.path" + r"\.(insert|append)"]))
+        offenders = []
+        for path in REPO.rglob("*.py"):
+            if any(part.startswith(".") for part in path.relative_to(REPO).parts):
+                continue  # .git, and virtual environments such as benchmarks/peers/.venv
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                if banned.search(line):
+                    offenders.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")
+        self.assertEqual(offenders, [])
 
 
 if __name__ == "__main__":

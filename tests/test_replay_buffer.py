@@ -239,7 +239,7 @@ class SeveralMinibatchesTest(unittest.TestCase):
         for k in range(4):
             ids = batches[k].obs[:, 0].astype(int)
             obs, act, rew, next_obs, terminated = batch_of(ids)
-            for name, expected in zip(Minibatch._fields, (obs, act, rew, next_obs, terminated)):
+            for name, expected in zip(Minibatch._fields, (obs, act, rew, next_obs, terminated), strict=True):
                 np.testing.assert_array_equal(getattr(batches[k], name), expected, err_msg=name)
 
     def test_k_minibatches_come_from_one_draw_of_k_times_batch_indices(self):
@@ -262,7 +262,7 @@ class MinibatchTest(unittest.TestCase):
         obs, act, rew, next_obs, terminated = batch_of([3, 4])
         batch = Minibatch(obs, act, rew, next_obs, terminated)
         self.assertEqual(batch.rows.shape, (2, 2 * OBS_DIM + ACT_DIM + 2))
-        for got, expected in zip(batch, (obs, act, rew, next_obs, terminated)):
+        for got, expected in zip(batch, (obs, act, rew, next_obs, terminated), strict=True):
             np.testing.assert_array_equal(got, expected)
 
 

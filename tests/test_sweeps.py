@@ -318,7 +318,7 @@ class SweepSpecsTest(unittest.TestCase):
                 load_raw_spec(path)
 
     def test_summary_gives_final_and_best_over_seeds_per_point(self):
-        from SoftActorCritic.sweeps import summarize
+        from SoftActorCritic.sweep_summary import summarize
 
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)

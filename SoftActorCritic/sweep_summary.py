@@ -1,0 +1,151 @@
+"""The summary of a sweep or search folder: summary.csv (one row per grid point) and its table.
+
+Reads the run folders (spec.yaml, progress.csv) only, whichever backend trained them: a grid point
+is the runs whose specs differ in nothing but name, description and seed. Also used by `plot` (one
+curve per grid point) and by `tune` (its best trial).
+"""
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from blocAndTools.experiment_spec import ExperimentSpec
+
+SUMMARY = "summary.csv"
+# Spec fields that never make two runs different grid points.
+NOT_A_GRID_FIELD = ("name", "description", "seed")
+
+
+def read_run(run_dir: Path) -> tuple[dict[str, Any], pd.DataFrame] | None:
+    """(spec dict, progress) of a run folder, or None when it has no epoch yet."""
+    import pandas as pd
+
+    try:
+        spec = yaml.safe_load((run_dir / "spec.yaml").read_text()) or {}
+        progress = pd.read_csv(run_dir / "progress.csv")
+    except (OSError, yaml.YAMLError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return None
+    return (spec, progress) if len(progress) else None
+
+
+def _point_key(spec: dict[str, Any]) -> str:
+    return json.dumps({key: value for key, value in spec.items() if key not in NOT_A_GRID_FIELD},
+                      sort_keys=True, default=str)
+
+
+def group_runs(run_dirs: Sequence[Path]) -> tuple[list[str], list[tuple[dict[str, Any], list[Path]]]]:
+    """Group run folders by grid point (their spec.yaml without name and seed).
+
+    Returns (varied fields, [(the point's spec, its run folders)]) in the order first seen; the
+    varied fields are those whose values differ between the points.
+    """
+    points: dict[str, tuple[dict[str, Any], list[Path]]] = {}
+    for run_dir in run_dirs:
+        try:
+            spec = yaml.safe_load((Path(run_dir) / "spec.yaml").read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            continue
+        points.setdefault(_point_key(spec), (spec, []))[1].append(Path(run_dir))
+    specs = [spec for spec, _ in points.values()]
+    varied = [key for key in specs[0] if key not in NOT_A_GRID_FIELD
+              and len({json.dumps(spec.get(key), default=str) for spec in specs}) > 1] if specs else []
+    return varied, list(points.values())
+
+
+def point_label(spec: dict[str, Any], varied: Sequence[str]) -> str:
+    """Short name of a grid point: its varied fields, or its experiment name when nothing varies."""
+    if not varied:
+        return str(spec.get("name", "runs")).split("-")[0]
+    return ", ".join(f"{key}={short_value(spec.get(key))}" for key in varied)
+
+
+def short_value(value: Any) -> str:
+    """A spec value for a label or a table cell: a list as 256x256."""
+    return "x".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
+def summarize(run_dirs: Sequence[Path]) -> pd.DataFrame:
+    """One row per grid point: varied fields, seeds, env steps, final and best eval return (mean, min, max).
+
+    Final: each seed's last evaluated epoch; best: each seed's highest eval return; the row gives
+    their mean, min and max over the seeds. Runs without any epoch yet are left out.
+    """
+    import pandas as pd
+
+    runs = [path for path in run_dirs if read_run(Path(path)) is not None]
+    varied, points = group_runs(runs)
+    rows = []
+    for spec, folders in points:
+        frames = [read_run(folder)[1] for folder in folders]
+        evals = [frame["eval_return_mean"].dropna() for frame in frames]
+        final = [values.iloc[-1] for values in evals if len(values)]
+        best = [values.max() for values in evals if len(values)]
+        row = {key: short_value(spec.get(key)) for key in varied}
+        row.update({"point": spec.get("name", ""), "seeds": len(frames),
+                    "env_steps": int(min(frame["env_steps"].iloc[-1] for frame in frames)),
+                    "epochs": int(min(len(frame) for frame in frames))})
+        for name, values in (("final", final), ("best", best)):
+            row[f"{name}_eval_return_mean"] = float(sum(values) / len(values)) if values else math.nan
+            row[f"{name}_eval_return_min"] = float(min(values)) if values else math.nan
+            row[f"{name}_eval_return_max"] = float(max(values)) if values else math.nan
+        row["wall_time_s"] = float(sum(frame["wall_time_s"].iloc[-1] for frame in frames) / len(frames))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_summary(sweep_dir: Path, run_dirs: Sequence[Path]) -> pd.DataFrame:
+    """summary.csv in the sweep folder (returns the table)."""
+    table = summarize(run_dirs)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    table.to_csv(sweep_dir / SUMMARY, index=False)
+    return table
+
+
+def print_summary(table: pd.DataFrame, title: str) -> None:
+    """The summary as a rich table (plain aligned text off a terminal)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if not console.is_terminal:  # a log file: no need to wrap at 80 columns
+        console = Console(width=max(console.width, 120))
+    view = Table(title=title, title_justify="left", caption="eval returns: mean over seeds (min to max)",
+                 caption_justify="left")
+    fixed = {"point", "seeds", "env_steps", "epochs", "wall_time_s"}
+    varied = [column for column in table.columns if column not in fixed and "eval_return" not in column]
+    for column in varied + ["seeds", "env steps", "final eval return", "best eval return", "wall time"]:
+        view.add_column(column, justify="left" if column in varied else "right", no_wrap=column not in varied)
+    for _, row in table.iterrows():
+        spread = {name: f"{row[f'{name}_eval_return_mean']:.1f} ({row[f'{name}_eval_return_min']:.1f} to "
+                        f"{row[f'{name}_eval_return_max']:.1f})" for name in ("final", "best")}
+        view.add_row(*[str(row[column]) for column in varied], str(row["seeds"]), str(row["env_steps"]),
+                     spread["final"], spread["best"], f"{row['wall_time_s'] / 60:.1f} min")
+    console.print(view)
+
+
+def report_summary(runs: Sequence[tuple[ExperimentSpec, Path]], sweep_dir: Path | None) -> None:
+    """End of `train`: for one run, its folder, final and best eval return and wall time; for a sweep,
+    summary.csv in the sweep folder and the table."""
+    run_dirs = [Path(run_dir) for _, run_dir in runs]
+    if len(run_dirs) == 1 and sweep_dir is None:
+        run = read_run(run_dirs[0])
+        if run is None:
+            return
+        evals = run[1]["eval_return_mean"].dropna()
+        final = f"{evals.iloc[-1]:.1f}" if len(evals) else "-"
+        best = f"{evals.max():.1f} (epoch {int(run[1].loc[evals.idxmax(), 'epoch'])})" if len(evals) else "-"
+        print(f"run folder {run_dirs[0]}: final eval return {final}, best {best}, "
+              f"wall time {run[1]['wall_time_s'].iloc[-1] / 60:.1f} min", flush=True)
+        return
+    table = write_summary(sweep_dir, run_dirs) if sweep_dir is not None else summarize(run_dirs)
+    if len(table):
+        where = f"{sweep_dir / SUMMARY}" if sweep_dir is not None else "not written: no --run-dir"
+        print_summary(table, f"sweep summary ({where})")
