@@ -33,7 +33,7 @@ class SoftActorCriticAgent:
 
     def __init__(self, spec: ExperimentSpec, run_dir: Path | None = None) -> None:
         self.spec, self.run_dir = spec, None if run_dir is None else Path(run_dir)
-        self.tf_threads = configure_tensorflow_threads()  # before TensorFlow's first op
+        self.tf_threads = configure_tensorflow_threads(spec.gradient_steps)  # before TensorFlow's first op
         if spec.deterministic_ops:
             tf.config.experimental.enable_op_determinism()  # process-wide; measured cost: within noise here
         self.playground = GymPlayground(spec.env_id, spec.env_kwargs, seed=spec.seed, max_trj_steps=spec.max_trj_steps)

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from blocAndTools.errors import UserInputError
+from blocAndTools.tf_threads import thread_setting
 from SoftActorCritic.sweep_summary import report_summary, short_value
 
 if TYPE_CHECKING:
@@ -252,12 +253,6 @@ def plan_resources(ray, n_trials: int, max_concurrent: int | None) -> tuple[int,
     return concurrent, max(1, min(largest_node, total // concurrent))
 
 
-def tensorflow_threads(cpus: int) -> tuple[int, int]:
-    """(intra-op, inter-op) threads for a trial with `cpus` CPUs: one thread per op and two ops at a time
-    was fastest on 2 cores (blocAndTools/tf_threads.py); larger shares split between the two."""
-    return max(1, cpus // 2), min(cpus, 2)
-
-
 # ---------------------------------------------------------------------------------------------
 # Ray: the trial (runs in a Ray worker process)
 # ---------------------------------------------------------------------------------------------
@@ -324,8 +319,6 @@ def update_last_session(run_dir: Path, **changes: Any) -> None:
 
 def sweep_trial(config: dict[str, Any]) -> None:
     """One Tune trial: train (or continue from its checkpoint) one run with the runner's train_one."""
-    intra, inter = tensorflow_threads(int(config["cpus"]))
-    os.environ["TF_NUM_INTRAOP_THREADS"], os.environ["TF_NUM_INTEROP_THREADS"] = str(intra), str(inter)
     from ray import tune
 
     from blocAndTools.errors import EnvironmentFault, TrainingDiverged, TrainingInterrupted
@@ -341,6 +334,8 @@ def sweep_trial(config: dict[str, Any]) -> None:
         spec, run_dir = trial_spec(config, trial_name), sweep_dir / trial_name
     if (sweep_dir / STOP_FLAG).exists():
         return  # the sweep was stopped before this trial started: `--resume` runs it
+    intra, inter = thread_setting(int(config["cpus"]), spec.gradient_steps)  # read at TensorFlow's first op
+    os.environ["TF_NUM_INTRAOP_THREADS"], os.environ["TF_NUM_INTEROP_THREADS"] = str(intra), str(inter)
     state = run_state(spec, run_dir)
     if state == "finished":
         return

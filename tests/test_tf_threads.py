@@ -1,0 +1,41 @@
+"""blocAndTools.tf_threads: the thread pools an update gets, one step per call or several in one XLA loop."""
+import os
+import subprocess
+import sys
+import unittest
+
+from blocAndTools.tf_threads import thread_setting
+from tests.helpers import REPO
+
+# Builds an agent with the given gradient_steps in a fresh process (TensorFlow's pools are fixed per
+# process) and prints the pools TensorFlow then reports.
+PROBE = """
+import sys
+from blocAndTools.experiment_spec import ExperimentSpec
+from SoftActorCritic.agent import SoftActorCriticAgent
+import tensorflow as tf
+agent = SoftActorCriticAgent(ExperimentSpec(env_id="Pendulum-v1", gradient_steps=int(sys.argv[1]),
+                                            gradient_step_interval=int(sys.argv[1])))
+print(tf.config.threading.get_intra_op_parallelism_threads(), tf.config.threading.get_inter_op_parallelism_threads())
+"""
+
+
+class ThreadSettingTest(unittest.TestCase):
+    def test_one_step_per_call_one_thread_per_op_several_steps_every_core_per_op(self):
+        self.assertEqual(thread_setting(2), (1, 2))
+        self.assertEqual(thread_setting(2, gradient_steps=64), (2, 2))
+        self.assertEqual(thread_setting(1, gradient_steps=64), (1, 1))  # a 1-CPU Ray trial
+        self.assertEqual(thread_setting(8), (4, 2))  # a larger share: split between the pools
+
+    @unittest.skipUnless(len(os.sched_getaffinity(0)) == 2, "the setting is applied on 2-CPU machines only")
+    def test_the_agent_applies_the_setting_of_its_spec(self):
+        env = {key: value for key, value in os.environ.items() if not key.startswith("TF_NUM_")}
+        for gradient_steps, expected in ((1, "1 2"), (4, "2 2")):
+            child = subprocess.run([sys.executable, "-c", PROBE, str(gradient_steps)], capture_output=True,
+                                   text=True, cwd=REPO, env=dict(env, PYTHONPATH=str(REPO)), timeout=300)
+            self.assertEqual(child.returncode, 0, child.stderr[-2000:])
+            self.assertEqual(child.stdout.split("\n")[-2], expected, gradient_steps)
+
+
+if __name__ == "__main__":
+    unittest.main()
