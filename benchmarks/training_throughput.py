@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import platform
 import resource
+import subprocess
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -130,27 +133,43 @@ def peer_rows(spec: ExperimentSpec, steps: int, every: int = 1) -> list[dict]:
     return rows
 
 
+def every_64_row(quick: bool) -> dict:
+    """The row of 64 gradient steps in one call every 64 env steps, measured in a process of its own: the
+    thread pools a run takes from gradient_steps (tf_threads.thread_setting) are fixed per process."""
+    child = subprocess.run([sys.executable, __file__, "--every", "64", *(["--quick"] if quick else [])],
+                           capture_output=True, text=True, check=True)
+    return json.loads(child.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1,000 timed steps per case (under two minutes)")
     parser.add_argument("--no-peers", action="store_true", help="skip the peers even if their environment exists")
+    parser.add_argument("--every", type=int, default=1, help=argparse.SUPPRESS)  # the child process of the 64 row
     args = parser.parse_args()
     steps = 1000 if args.quick else 5000
-    threads = configure_tensorflow_threads()  # the agent would too; here before any TensorFlow op
+    # the agent would set the threads too (from gradient_steps); here before any TensorFlow op
+    threads = configure_tensorflow_threads(args.every)
     halfcheetah = ExperimentSpec.from_yaml(EXPERIMENTS / "halfcheetah.yaml")
+    if args.every > 1:
+        row = measure(halfcheetah, steps, every=args.every)
+        row["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+        print(json.dumps({**row, "tf_threads": threads}, default=float))
+        return
     pendulum = ExperimentSpec.from_yaml(EXPERIMENTS / "pendulum.yaml")
     cases = [halfcheetah, halfcheetah.replace(variant="v2", alpha="auto")]
     if not args.quick:
         cases.append(pendulum)
 
-    rows = [measure(spec, steps) for spec in cases] + [measure(halfcheetah, steps, every=64)]
+    rows = [measure(spec, steps) for spec in cases] + [every_64_row(args.quick)]
     peers = peer_python() is not None and not args.no_peers
     if peers:
         rows += peer_rows(halfcheetah, steps) + peer_rows(halfcheetah, steps, every=64)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
     for row in rows:
         if row["library"] == "this project":
-            row["peak_rss_mb"] = rss_mb
+            row.setdefault("peak_rss_mb", rss_mb)
+            row.setdefault("tf_threads", threads)
 
     console = wide_console(200)
     table_rows = []
@@ -175,7 +194,6 @@ def main() -> None:
 
     frame = pd.DataFrame(rows)
     frame["mode"] = "quick" if args.quick else "full"
-    frame["tf_threads"] = threads
     save_results(frame, RESULTS, append=True, float_format="%.4g")
     console.print(f"added to {RESULTS}")
 
