@@ -4,6 +4,8 @@ import subprocess
 import sys
 import unittest
 
+import pytest
+
 from blocAndTools.tf_threads import thread_setting
 from tests.helpers import REPO
 
@@ -27,6 +29,7 @@ class ThreadSettingTest(unittest.TestCase):
         self.assertEqual(thread_setting(1, gradient_steps=64), (1, 1))  # a 1-CPU Ray trial
         self.assertEqual(thread_setting(8), (4, 2))  # a larger share: split between the pools
 
+    @pytest.mark.slow  # two TensorFlow processes, about 20 s
     @unittest.skipUnless(len(os.sched_getaffinity(0)) == 2, "the setting is applied on 2-CPU machines only")
     def test_the_agent_applies_the_setting_of_its_spec(self):
         env = {key: value for key, value in os.environ.items() if not key.startswith("TF_NUM_")}
