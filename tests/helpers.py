@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 from pathlib import Path
 
@@ -69,6 +70,18 @@ def run_cli(*args: str) -> tuple[int, str, str]:
         except SystemExit as exit_:  # argparse errors
             status = exit_.code
     return status, out.getvalue(), err.getvalue()
+
+
+def wait_for(condition, timeout: float, what: str, process: subprocess.Popen | None = None) -> None:
+    """Poll condition() until it is true; fail naming `what` on timeout, or when `process` (its stdout piped)
+    ends first."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"the process ended before {what}: {process.stdout.read()[-3000:]}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
 
 
 def run_command(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:

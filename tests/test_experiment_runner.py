@@ -5,7 +5,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from blocAndTools.errors import UserInputError
 from blocAndTools.run_logging import PROGRESS_COLUMNS
 from SoftActorCritic import load_policy
 from SoftActorCritic.experiment_runner import experiments_dir, resolve_spec
-from tests.helpers import REPO, TempFolderTest, latest_checkpoint_steps, run_cli, run_command, write_spec
+from tests.helpers import REPO, TempFolderTest, latest_checkpoint_steps, run_cli, run_command, wait_for, write_spec
 from tests.helpers import TINY_SPEC as TINY_SPEC_FIELDS
 
 TINY_SPEC = yaml.safe_dump(TINY_SPEC_FIELDS, sort_keys=False)  # as text, for modules that edit it
@@ -36,15 +35,6 @@ def start_training(spec_path: Path, run_dir: Path, *extra: str) -> subprocess.Po
     return subprocess.Popen([sys.executable, "-m", "SoftActorCritic", "train", "--spec", str(spec_path),
                              "--run-dir", str(run_dir), *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=dict(os.environ, PYTHONPATH=str(REPO)))
-
-
-def wait_for(condition, timeout_s: float = 180.0) -> None:
-    """Poll condition() until it is true; TimeoutError after timeout_s."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not reached")
-        time.sleep(0.05)
 
 
 class TrainEndToEndTest(unittest.TestCase):
@@ -281,7 +271,8 @@ class ResumeTest(TempFolderTest):
         run_dir = self.root / "run"
         process = start_training(self.spec_path, run_dir)
         try:
-            wait_for(lambda: latest_checkpoint_steps(run_dir) is not None or process.poll() is not None)
+            wait_for(lambda: latest_checkpoint_steps(run_dir) is not None or process.poll() is not None, 180,
+                     "the first checkpoint")
         finally:
             process.kill()
             process.wait()
@@ -304,7 +295,8 @@ class ResumeTest(TempFolderTest):
     def test_sigterm_saves_a_checkpoint_and_exits_130(self):
         run_dir = self.root / "run"
         process = start_training(self.spec_path, run_dir)
-        wait_for(lambda: (run_dir / "progress.csv").exists() or process.poll() is not None)
+        wait_for(lambda: (run_dir / "progress.csv").exists() or process.poll() is not None, 180,
+                 "the first epoch")
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=120)
         self.assertEqual(process.returncode, 130, err[-2000:])

@@ -8,14 +8,13 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tests.helpers import REPO, run_cli
+from tests.helpers import REPO, run_cli, wait_for
 
 # Before Ray's first import in this process (it reads the variable then): Ray on 127.0.0.1 only.
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
@@ -55,16 +54,6 @@ def sessions(run_dir: Path) -> list[dict]:
     """The processes that trained a run on Ray (ray_trial.json)."""
     path = run_dir / "ray_trial.json"
     return json.loads(path.read_text()) if path.is_file() else []
-
-
-def wait_for(condition, timeout: float, what: str, process: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if process is not None and process.poll() is not None:
-            raise AssertionError(f"the sweep ended before {what}: {process.stdout.read()[-3000:]}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def free_port() -> int:
