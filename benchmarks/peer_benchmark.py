@@ -3,8 +3,8 @@
 The peers run in their own virtual environment (benchmarks/peers/.venv, made by
 `bash benchmarks/peers/setup.sh`) through benchmarks/peers/peer_sac.py as a subprocess that
 prints one JSON line: this project never imports torch, SB3, JAX or sbx. One invocation
-measures, one after the other, this project (train_step_benchmark's time_both and
-time_action, v1 and v2 with alpha 'auto'), then SB3, then sbx, at two sizes on
+measures, one after the other, this project (train_step_benchmark's time_train_step,
+time_train_steps_apart and time_action, v1 and v2 with alpha 'auto'), then SB3, then sbx, at two sizes on
 HalfCheetah-v5 dimensions (obs 17, act 6): 64x64 networks with batch 100, 256x256 with 256.
 Each library is timed both ways: S gradient steps in one call (the project's train_steps,
 the peers' train(gradient_steps=S); S = the steps of a timed block) and one step per call.
@@ -78,19 +78,20 @@ def measure_project(blocks: int, steps_per_block: int) -> list[dict]:
     # Imported here, not at the top: peer_python/run_peer stay usable without loading TensorFlow.
     from blocAndTools import ExperimentSpec
     from blocAndTools.tf_threads import configure_tensorflow_threads
-    from train_step_benchmark import time_action, time_both
+    from train_step_benchmark import time_action, time_train_step, time_train_steps_apart
 
-    configure_tensorflow_threads()  # before TensorFlow's first op, as the training runner does
+    configure_tensorflow_threads()  # one step per call, before TensorFlow's first op, as the training runner does
+    cases = [(label, variant, alpha, width, batch) for width, batch in SIZES
+             for label, variant, alpha in (("v1", "v1", 1.0), ("v2-auto", "v2", "auto"))]
+    specs = [ExperimentSpec(variant=variant, alpha=alpha, batch_size_in_ts=batch, phi_nn_h_layer_topo=(width, width),
+                            psi_nn_h_layer_topo=(width, width), theta_nn_h_layer_topo=(width, width))
+             for _, variant, alpha, width, batch in cases]
+    k_per_call = time_train_steps_apart(specs, blocks, steps_per_block)
     rows = []
-    for width, batch in SIZES:
-        topo = (width, width)
-        for label, variant, alpha in (("v1", "v1", 1.0), ("v2-auto", "v2", "auto")):
-            spec = ExperimentSpec(variant=variant, alpha=alpha, batch_size_in_ts=batch, phi_nn_h_layer_topo=topo,
-                                  psi_nn_h_layer_topo=topo, theta_nn_h_layer_topo=topo)
-            seconds = time_both(spec, blocks, steps_per_block)
-            rows.append({"library": "project", "variant": label, "width": width, "batch": batch,
-                         "ms_per_step": seconds["train_steps"] * 1e3,
-                         "ms_per_step_one_per_call": seconds["train_step"] * 1e3})
+    for (label, _, _, width, batch), spec, fused in zip(cases, specs, k_per_call, strict=True):
+        rows.append({"library": "project", "variant": label, "width": width, "batch": batch,
+                     "ms_per_step": fused * 1e3,
+                     "ms_per_step_one_per_call": time_train_step(spec, blocks, steps_per_block) * 1e3})
     action_us = {width: time_action(width) for width, _ in SIZES}
     for row in rows:
         row["action_us"] = action_us[row["width"]]

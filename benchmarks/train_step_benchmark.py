@@ -3,9 +3,9 @@
 For each variant, network width and batch size: the median time of several timed blocks
 of train_step calls after warm-up (fresh minibatches from a ReplayBuffer, as in training),
 the same for train_steps taking a block's K steps in one call (K minibatches from one
-sample), the estimated FLOPs of one step, the GFLOP/s train_step reaches, and the float32
-matmul GFLOP/s of this machine measured in the same run. Also the latency of one
-single-observation action.
+sample; in a child process with the thread pools of K steps per call), the estimated
+FLOPs of one step, the GFLOP/s train_step reaches, and the float32 matmul GFLOP/s of this
+machine measured in the same run. Also the latency of one single-observation action.
 
     python benchmarks/train_step_benchmark.py            # full grid, a few minutes
     python benchmarks/train_step_benchmark.py --quick    # under two minutes
@@ -14,9 +14,12 @@ Results: benchmarks/results/train_step_benchmark.csv
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -96,29 +99,34 @@ def time_train_step(spec: ExperimentSpec, blocks: int, steps_per_block: int) -> 
     return statistics.median(times)
 
 
-def time_both(spec: ExperimentSpec, blocks: int, steps_per_block: int) -> dict[str, float]:
-    """Median seconds per gradient step of train_step (one call per step) and of train_steps (the block's
-    steps_per_block steps in one call), their timed blocks alternating, after a warm-up block of each."""
-    buffer = filled_buffer()
-    batch = spec.batch_size_in_ts
-    single, fused = SoftActorCriticBrain(spec, OBS_DIM, ACT_DIM), SoftActorCriticBrain(spec, OBS_DIM, ACT_DIM)
+def time_train_steps(spec: ExperimentSpec, blocks: int, steps_per_block: int) -> float:
+    """Median seconds per gradient step of train_steps taking a block's steps_per_block steps in one call
+    (steps_per_block minibatches from one sample), after a warm-up call (XLA compiles there)."""
+    brain, buffer = SoftActorCriticBrain(spec, OBS_DIM, ACT_DIM), filled_buffer()
+    times = []
+    for block in range(blocks + 1):
+        start = time.perf_counter()
+        float(brain.train_steps(buffer.sample(spec.batch_size_in_ts, num_batches=steps_per_block))["q1_loss"])
+        if block:
+            times.append((time.perf_counter() - start) / steps_per_block)
+    return statistics.median(times)
 
-    def one_per_call() -> None:
-        for _ in range(steps_per_block):
-            metrics = single.train_step(buffer.sample(batch))
-        float(metrics["q1_loss"])  # wait for the last step to finish
 
-    def all_in_one_call() -> None:
-        float(fused.train_steps(buffer.sample(batch, num_batches=steps_per_block))["q1_loss"])
+def time_train_steps_apart(specs: list[ExperimentSpec], blocks: int, steps_per_block: int) -> list[float]:
+    """time_train_steps of each spec, measured in a child process with the thread pools an agent taking
+    steps_per_block steps per call runs with (tf_threads): TensorFlow fixes its pools once per process, and
+    this one has the one-step setting of train_step."""
+    child = subprocess.run([sys.executable, __file__, "--k-per-call-child", str(steps_per_block), "--blocks",
+                            str(blocks)], input=json.dumps([spec.to_dict() for spec in specs]),
+                           stdout=subprocess.PIPE, text=True, check=True)
+    return json.loads(child.stdout.splitlines()[-1])
 
-    times: dict[str, list[float]] = {"train_step": [], "train_steps": []}
-    for block in range(blocks + 1):  # block 0 warms up (train_steps: XLA compiles there)
-        for name, run in (("train_step", one_per_call), ("train_steps", all_in_one_call)):
-            start = time.perf_counter()
-            run()
-            if block:
-                times[name].append((time.perf_counter() - start) / steps_per_block)
-    return {name: statistics.median(seconds) for name, seconds in times.items()}
+
+def k_per_call_child(steps_per_block: int, blocks: int) -> None:
+    """The child of time_train_steps_apart: specs as JSON on stdin, seconds per step as JSON on stdout."""
+    configure_tensorflow_threads(steps_per_block)
+    specs = [ExperimentSpec(**fields) for fields in json.loads(sys.stdin.read())]
+    print(json.dumps([time_train_steps(spec, blocks, steps_per_block) for spec in specs]))
 
 
 def time_action(width: int, repeats: int = 2000) -> float:
@@ -138,7 +146,12 @@ def time_action(width: int, repeats: int = 2000) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="two sizes, fewer blocks (under two minutes)")
+    parser.add_argument("--k-per-call-child", type=int, help=argparse.SUPPRESS)  # see time_train_steps_apart
+    parser.add_argument("--blocks", type=int, default=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.k_per_call_child:
+        k_per_call_child(args.k_per_call_child, args.blocks)
+        return
     threads = configure_tensorflow_threads()
     if args.quick:
         cases = [(v, 64, 100) for v in ("v1", "v2")] + [(v, 256, 256) for v in ("v1", "v2")]
@@ -148,16 +161,16 @@ def main() -> None:
         blocks, steps = 5, 50
 
     roof = matmul_gflops()
+    specs = [ExperimentSpec(variant=variant, batch_size_in_ts=batch, phi_nn_h_layer_topo=(width, width),
+                            psi_nn_h_layer_topo=(width, width), theta_nn_h_layer_topo=(width, width))
+             for variant, width, batch in cases]
+    k_per_call = time_train_steps_apart(specs, blocks, steps)
     rows = []
-    for variant, width, batch in cases:
-        topo = (width, width)
-        spec = ExperimentSpec(variant=variant, batch_size_in_ts=batch, phi_nn_h_layer_topo=topo,
-                              psi_nn_h_layer_topo=topo, theta_nn_h_layer_topo=topo)
-        both = time_both(spec, blocks, steps)
-        seconds = both["train_step"]
+    for (variant, width, batch), spec, fused in zip(cases, specs, k_per_call, strict=True):
+        seconds = time_train_step(spec, blocks, steps)
         flops = estimated_step_flops(variant, width, batch)
         rows.append({"variant": variant, "width": width, "batch": batch, "ms_per_step": seconds * 1e3,
-                     "steps_per_s": 1.0 / seconds, "ms_per_step_k_per_call": both["train_steps"] * 1e3,
+                     "steps_per_s": 1.0 / seconds, "ms_per_step_k_per_call": fused * 1e3,
                      "k_per_call": steps, "gflop_per_step": flops / 1e9,
                      "achieved_gflops": flops / seconds / 1e9, "matmul_gflops": roof,
                      "fraction_of_roof": flops / seconds / 1e9 / roof})
@@ -172,7 +185,8 @@ def main() -> None:
                   f"{row['ms_per_step_k_per_call']:.2f}", f"{row['gflop_per_step']:.3f}",
                   f"{row['achieved_gflops']:.1f}", f"{100 * row['fraction_of_roof']:.0f}"] for row in rows])
     console.print(f"ms/step: one train_step call per gradient step; ms/step, {steps} per call: train_steps taking "
-                  f"{steps} steps on {steps} minibatches from one sample in one call (XLA), timed blocks alternating; "
+                  f"{steps} steps on {steps} minibatches from one sample in one call (XLA), in a process of its "
+                  f"own with the threads of {steps} steps per call; "
                   f"steps/s, GFLOP/s and % of roof are train_step's.")
     for width, micros in action_us.items():
         console.print(f"sample_action, one observation, {width}x{width} actor: {micros:.0f} us (median)")

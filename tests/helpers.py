@@ -1,5 +1,5 @@
 """What several test modules share: a tiny spec (and a temporary folder holding it), a fast Pendulum
-configuration, the CLI run in-process or as a command, the newest checkpoint, a tiny brain or actor."""
+configuration, the CLI run in-process or as a command, the newest checkpoint, a random NumPy actor."""
 from __future__ import annotations
 
 import contextlib
@@ -15,8 +15,6 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from blocAndTools.experiment_spec import ExperimentSpec
-from SoftActorCritic.brain import SoftActorCriticBrain
 from SoftActorCritic.experiment_runner import latest_checkpoint_state, main
 from SoftActorCritic.numpy_policy import NumpyActor
 
@@ -102,9 +100,3 @@ def random_actor(obs_dim: int = 3, act_dim: int = 2, seed: int = 0):
         arrays += [rng.normal(size=(8, act_dim)).astype(np.float32), rng.normal(size=act_dim).astype(np.float32)]
     return NumpyActor.from_arrays(arrays, "tanh")
 
-
-def tiny_brain(obs_dim: int, act_dim: int, activation: str = "relu", seed: int = 0):
-    """A SoftActorCriticBrain with 8-wide networks."""
-    spec = ExperimentSpec(hidden_activation=activation, seed=seed, phi_nn_h_layer_topo=(8, 8),
-                          psi_nn_h_layer_topo=(8,), theta_nn_h_layer_topo=(8,))
-    return SoftActorCriticBrain(spec, obs_dim, act_dim)

@@ -60,6 +60,7 @@ def infinite_gradient_at(step: int, loss: str):
     return compute_losses
 
 
+@pytest.mark.slow  # two trainings
 class NonFiniteStateTest(unittest.TestCase):
     def test_a_finite_loss_with_an_infinite_gradient_stops_before_any_checkpoint_or_best_policy(self):
         spec = ExperimentSpec(**{**TINY_SPEC, "max_epoch": 1})  # 101 gradient steps: 0, ..., 100
@@ -75,6 +76,7 @@ class NonFiniteStateTest(unittest.TestCase):
                 self.assertEqual(list(Path(folder).iterdir()), [])  # no checkpoint, no policy file
 
 
+@pytest.mark.slow  # a training, then its resumption
 class EvaluationFaultTest(unittest.TestCase):
     def test_a_fault_during_evaluation_is_checkpointed_and_resumes_to_an_uninterrupted_csv(self):
         with tempfile.TemporaryDirectory() as folder:
@@ -103,6 +105,7 @@ class EvaluationFaultTest(unittest.TestCase):
                                            uninterrupted.drop(columns=timing).iloc[1])
 
 
+@pytest.mark.slow  # a training with XLA-compiled steps
 class GradientStepsTest(unittest.TestCase):
     def test_four_gradient_steps_every_four_env_steps_as_scheduled(self):
         """TINY_SPEC with gradient_step_interval = gradient_steps = 4: one call of 4 steps at each env step that is

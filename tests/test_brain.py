@@ -443,9 +443,11 @@ class TrainStepsTest(unittest.TestCase):
     def test_v2_learned_alpha_k_steps_equal_k_train_steps_bit_for_bit(self):
         self.check_equals_single_steps(jit_compile_steps=False, variant="v2", alpha="auto", q_backup="double")
 
+    @pytest.mark.slow  # XLA compiles
     def test_xla_k_steps_equal_k_train_steps(self):
         self.check_equals_single_steps(jit_compile_steps=True, target_update_interval=2, alpha="auto")
 
+    @pytest.mark.slow  # XLA compiles
     def test_xla_reinforce_k_steps_equal_k_train_steps(self):
         self.check_equals_single_steps(jit_compile_steps=True, variant="v2", actor_gradient="reinforce",
                                        num_actor_samples=3)
@@ -456,6 +458,7 @@ class TrainStepsTest(unittest.TestCase):
         brain.train_steps(filled_buffer().sample(16))
         self.assertEqual(int(brain.gradient_step), 2)
 
+    @pytest.mark.slow  # XLA compiles
     def test_any_non_finite_step_clears_all_finite(self):
         brain = tiny_brain()
         minibatches = filled_buffer().sample(16, num_batches=4)

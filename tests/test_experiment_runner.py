@@ -1,6 +1,7 @@
 """The experiment runner CLI end to end on a tiny Pendulum spec: train, resume (after SIGKILL or SIGTERM, at an
 epoch boundary), eval, plot, and its answers to bad input and to corrupt run files."""
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -37,6 +38,7 @@ def start_training(spec_path: Path, run_dir: Path, *extra: str) -> subprocess.Po
                             text=True, env=dict(os.environ, PYTHONPATH=str(REPO)))
 
 
+@pytest.mark.slow  # trainings through the CLI
 class TrainEndToEndTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -136,6 +138,7 @@ class TrainEndToEndTest(unittest.TestCase):
         self.assertEqual((self.run_dir / "progress.csv").read_bytes(), before)
 
 
+@pytest.mark.slow  # a training, then its extension
 class ExtendRunTest(unittest.TestCase):
     def test_resume_with_a_larger_max_epoch_extends_a_finished_run(self):
         with tempfile.TemporaryDirectory() as folder:
@@ -193,6 +196,7 @@ class BadInputTest(unittest.TestCase):
                 self.assertIn("holds no policy file", err)
         self.assertFalse((self.root / "model").exists())
 
+    @pytest.mark.slow  # six trainings
     def test_grid_and_reruns_make_one_run_per_point_and_seed(self):
         status, out, err = run_cli("train", "--spec", str(self.spec_path), "--run-dir", str(self.root / "grid"),
                                    "--reruns", "2", "--set", "reward_scaling=[1, 2]", "--set", "max_epoch=1",
@@ -306,6 +310,7 @@ class ResumeTest(TempFolderTest):
         self.assertEqual(status, 0, err)
         self.assertEqual(pd.read_csv(run_dir / "progress.csv")["epoch"].tolist(), [1, 2, 3])
 
+    @pytest.mark.slow  # three trainings
     def test_resume_at_an_epoch_boundary_reproduces_the_uninterrupted_run(self):
         whole, split = self.root / "whole", self.root / "split"
         self.assertEqual(run_cli("train", "--spec", str(self.spec_path), "--run-dir", str(whole))[0], 0)
@@ -318,13 +323,27 @@ class ResumeTest(TempFolderTest):
                                       pd.read_csv(split / "progress.csv").drop(columns=TIMING_COLUMNS))
 
 
-class CorruptFilesTest(TempFolderTest):
-    def setUp(self):
-        super().setUp()
-        self.run_dir = self.root / "run"
-        status, _, err = run_cli("train", "--spec", str(self.spec_path), "--run-dir", str(self.run_dir),
+class CorruptFilesTest(unittest.TestCase):
+    """Each test damages files in its own copy of a one-epoch run (trained once for the class)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.folder = tempfile.TemporaryDirectory()
+        cls.trained = Path(cls.folder.name) / "trained"
+        spec_path = write_spec(Path(cls.folder.name) / "tiny.yaml", max_epoch=3)
+        status, _, err = run_cli("train", "--spec", str(spec_path), "--run-dir", str(cls.trained),
                                  "--set", "max_epoch=1")
-        self.assertEqual(status, 0, err)
+        assert status == 0, err
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.folder.cleanup()
+
+    def setUp(self):
+        copy = tempfile.TemporaryDirectory()
+        self.addCleanup(copy.cleanup)
+        self.run_dir = Path(copy.name) / "run"
+        shutil.copytree(self.trained, self.run_dir)
         self.files_before = sorted(p.name for p in (self.run_dir / "checkpoints").iterdir())
 
     def assert_clear_refusal(self, *args: str):

@@ -7,6 +7,7 @@ import unittest
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from SoftActorCritic.export import export_saved_model
 from SoftActorCritic.numpy_policy import Policy, checkpoint_policy_path
@@ -29,6 +30,7 @@ print(json.dumps({"action": serve(obs=obs)["action"].numpy().tolist(), "obs_shap
 """
 
 
+@pytest.mark.slow  # a training, then SavedModels in other processes
 class ExportTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):

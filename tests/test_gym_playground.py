@@ -10,6 +10,7 @@ from pathlib import Path
 
 import gymnasium
 import numpy as np
+import pytest
 from gymnasium.envs.classic_control.pendulum import PendulumEnv
 
 from blocAndTools.errors import UserInputError
@@ -292,6 +293,7 @@ class TestRendering(unittest.TestCase):
         self._render_half_cheetah_in_subprocess(with_tensorflow=False)
 
     @unittest.skipUnless(HAS_MUJOCO, "mujoco is not importable; install gymnasium[mujoco] to test HalfCheetah-v5")
+    @pytest.mark.slow  # a TensorFlow process
     def test_half_cheetah_renders_offscreen_with_egl_in_a_tensorflow_process(self):
         self._render_half_cheetah_in_subprocess(with_tensorflow=True)
 

@@ -13,9 +13,10 @@ from gymnasium.wrappers import RescaleAction
 from blocAndTools import nn_blocs
 from blocAndTools.errors import UserInputError
 from blocAndTools.experiment_spec import ACTIVATION_NAMES
+from SoftActorCritic.networks import actor_variables, build_gaussian_policy
 from SoftActorCritic.numpy_policy import ACTIVATIONS as NUMPY_ACTIVATIONS
-from SoftActorCritic.numpy_policy import Policy, checkpoint_policy_path, load_policy
-from tests.helpers import REPO, random_actor, tiny_brain
+from SoftActorCritic.numpy_policy import NumpyActor, Policy, checkpoint_policy_path, load_policy
+from tests.helpers import REPO, random_actor
 
 
 class AsymmetricBounds(gymnasium.Env):
@@ -33,12 +34,11 @@ class NumpyActorTest(unittest.TestCase):
         obs = np.random.default_rng(0).normal(scale=2.0, size=(64, 5)).astype(np.float32)
         for activation in ACTIVATION_NAMES:
             with self.subTest(activation=activation):
-                brain = tiny_brain(5, 3, activation, seed=ACTIVATION_NAMES.index(activation))
-                for variable in brain.phi.trainable_variables:  # non-zero biases; tanh mostly unsaturated
+                phi = build_gaussian_policy(5, 3, (8, 8), activation)
+                for variable in phi.trainable_variables:  # non-zero biases; tanh mostly unsaturated
                     variable.assign(np.random.default_rng(1).normal(scale=0.5, size=variable.shape))
-                brain.actor_weights_changed()
-                actor = brain.numpy_actor()
-                mu, log_std = (tensor.numpy() for tensor in brain.phi(obs))
+                actor = NumpyActor.from_arrays([variable.numpy() for variable in actor_variables(phi)], activation)
+                mu, log_std = (tensor.numpy() for tensor in phi(obs))
                 np.testing.assert_allclose(actor(obs), np.tanh(mu), atol=1e-5)
                 np.testing.assert_allclose(actor(obs[0]), np.tanh(mu[0]), atol=1e-5)
                 np.testing.assert_allclose(actor.mu_log_std(obs)[1], log_std, atol=1e-5)

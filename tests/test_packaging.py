@@ -8,9 +8,12 @@ import unittest
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import REPO
 
 
+@pytest.mark.slow  # builds a wheel
 class WheelTest(unittest.TestCase):
     def test_wheel_holds_the_packages_the_experiments_and_the_sac_command(self):
         with tempfile.TemporaryDirectory() as folder:

@@ -9,8 +9,10 @@ import tempfile
 import unittest
 from pathlib import Path
 
+import pytest
+
 from SoftActorCritic.numpy_policy import Policy
-from tests.helpers import REPO, run_cli, tiny_brain, write_spec
+from tests.helpers import REPO, random_actor, run_cli, write_spec
 
 
 def record(policy: Path, out_dir: Path, episodes: int = 1, max_trj_steps: int = 20) -> subprocess.CompletedProcess:
@@ -21,6 +23,7 @@ def record(policy: Path, out_dir: Path, episodes: int = 1, max_trj_steps: int = 
 
 
 class RecordVideoTest(unittest.TestCase):
+    @pytest.mark.slow  # a training, then a recording process
     def test_play_record_on_a_tiny_pendulum_run_writes_a_video(self):
         with tempfile.TemporaryDirectory() as folder:
             spec_path, run_dir = write_spec(Path(folder) / "tiny.yaml"), Path(folder) / "run"
@@ -33,10 +36,11 @@ class RecordVideoTest(unittest.TestCase):
             video = run_dir / "videos" / "episode-0.mp4"
             self.assertGreater(video.stat().st_size, 10_000)
 
+    @pytest.mark.slow  # a recording process
     def test_half_cheetah_records_in_the_tensorflow_free_child(self):
         with tempfile.TemporaryDirectory() as folder:
             root = Path(folder)
-            Policy(tiny_brain(17, 6).numpy_actor(), [-1.0] * 6, [1.0] * 6, "HalfCheetah-v5").save(root / "policy.npz")
+            Policy(random_actor(17, 6), [-1.0] * 6, [1.0] * 6, "HalfCheetah-v5").save(root / "policy.npz")
             result = record(root / "policy.npz", root / "videos")
             if result.returncode < 0 and not self._egl_renders_without_tensorflow():
                 self.skipTest("MuJoCo EGL rendering fails on this machine even without TensorFlow")

@@ -97,6 +97,7 @@ class SweepTestCase(unittest.TestCase):
             self.assertGreaterEqual(row["best_eval_return_max"], row["final_eval_return_max"] - 1e-6)
 
 
+@pytest.mark.slow  # a Ray instance and trials in processes of their own
 class EmbeddedRayTest(SweepTestCase):
     """One local Ray cluster (2 CPUs, no dashboard, loopback) for the class; the commands run in this process
     and use it."""
@@ -330,6 +331,7 @@ class SweepSpecsTest(unittest.TestCase):
         self.assertAlmostEqual(table.loc["5", "best_eval_return_min"], 3.0)
 
 
+@pytest.mark.slow  # a grid of trainings
 class SummaryWithoutRayTest(SweepTestCase):
     """The local backend ends with the same summary."""
 
