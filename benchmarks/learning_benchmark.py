@@ -419,7 +419,10 @@ def report(task_name: str, task: Task, runs: list[Run], out_dir: Path, argv: lis
              f"python -m benchmarks.learning_benchmark {shlex.join(argv)}", "",
              "# runs (status at the end of this invocation)"]
     for run in runs:
-        lines += [f"{run.library} seed {run.seed}: {run.status}", f"  {display(run.command)}"]
+        status = run.status
+        if status.startswith("not run") and read_record(run) is not None:  # an invocation running beside this one
+            status = "finished (by another invocation)"
+        lines += [f"{run.library} seed {run.seed}: {status}", f"  {display(run.command)}"]
     (folder / "command.txt").write_text("\n".join(lines) + "\n")
     print_table(console, title, ["library", "env steps", "seeds", "mean", "min", "max"],
                 [[row.library, f"{row.env_steps:,}", row.seeds, f"{row.mean:.1f}", f"{row.min:.1f}", f"{row.max:.1f}"]
