@@ -406,9 +406,12 @@ def plot(frame: pd.DataFrame, title: str, png: Path) -> None:
 
 def report(task_name: str, task: Task, runs: list[Run], out_dir: Path, argv: list[str], console: Console) -> None:
     """Write the task's evaluations.csv, curves.png, table.md and command.txt; print the table."""
+    frame = assemble(runs)
+    if frame.empty:  # no run has started: no empty files to commit
+        console.print(f"{task_name}: no evaluations yet")
+        return
     folder = out_dir / task_name
     folder.mkdir(parents=True, exist_ok=True)
-    frame = assemble(runs)
     save_results(frame, folder / "evaluations.csv", float_format="%.2f")
     spec = project_spec(task, 1)
     title = f"{spec.env_id}{' ' + json.dumps(spec.env_kwargs) if spec.env_kwargs else ''}, {task.steps:,} steps"

@@ -132,6 +132,23 @@ class TestResumability(LearningBenchmarkTestCase):
             self.assertEqual(self.main(), 0)
         self.assertEqual(started, [("project", 1)])
 
+    def test_a_runner_beside_this_one_and_a_task_not_started(self) -> None:
+        def sb3_finishes_meanwhile(run, deadline, console):  # `--libraries sb3` running beside this invocation
+            if run.seed == 2:  # after this invocation passed SB3's seed 1
+                learning_benchmark.write_record(self.plan("sb3", 1), evaluations(-900, -500, -200), finished=True)
+            learning_benchmark.write_record(run, evaluations(-1000, -700, -400), finished=True)
+            run.status = "finished"
+
+        with mock.patch.object(learning_benchmark, "run_project", sb3_finishes_meanwhile):
+            self.assertEqual(self.main("--libraries", "project", "--seeds", "2"), 0)
+        self.assertIn("sb3 seed 1: finished (by another invocation)",
+                      (self.out_dir / "pendulum" / "command.txt").read_text())
+        with mock.patch.object(learning_benchmark, "run_project", mock.Mock()):  # starts nothing
+            self.assertEqual(learning_benchmark.main(["--tasks", "lunarlander", "--seeds", "1", "--report-only",
+                                                      "--out-dir", str(self.out_dir), "--runs-dir",
+                                                      str(self.runs_dir)]), 0)
+        self.assertFalse((self.out_dir / "lunarlander").exists())  # no empty report
+
     def test_bad_arguments_exit_2_with_one_line(self) -> None:
         for bad in (["--tasks", "walker"], ["--libraries", "sbx"], ["--seeds", "0"]):
             with self.subTest(bad=bad), redirect_stderr(io.StringIO()) as stderr, self.assertRaises(SystemExit) as exit:
