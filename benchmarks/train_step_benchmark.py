@@ -27,6 +27,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from blocAndTools.tf_threads import import_tensorflow_quietly  # noqa: E402
+
+import_tensorflow_quietly()  # without the CUDA-probe lines TensorFlow prints on a CPU-only machine
 import tensorflow as tf  # noqa: E402
 
 from blocAndTools import ExperimentSpec, ReplayBuffer  # noqa: E402

@@ -34,6 +34,9 @@ BENCHMARKS = Path(__file__).resolve().parent
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from blocAndTools.tf_threads import import_tensorflow_quietly  # noqa: E402
+
+import_tensorflow_quietly()  # without the CUDA-probe lines TensorFlow prints on a CPU-only machine
 import tensorflow as tf  # noqa: E402
 from rich.console import Console  # noqa: E402
 

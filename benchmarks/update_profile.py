@@ -23,6 +23,9 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pandas as pd  # noqa: E402
+from blocAndTools.tf_threads import import_tensorflow_quietly  # noqa: E402
+
+import_tensorflow_quietly()  # without the CUDA-probe lines TensorFlow prints on a CPU-only machine
 import tensorflow as tf  # noqa: E402
 
 # The converter behind TensorBoard's profile plugin, shipped inside TensorFlow (no public name).
