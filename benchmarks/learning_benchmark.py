@@ -18,7 +18,9 @@ Evaluation is the same on both sides: after every timestep_per_epoch env steps o
 max_eval_trj deterministic episodes, episode i reset with seed episode_seeds(k, max_eval_trj)[i]
 (blocAndTools.seeding; computed here and passed to SB3's runner on its command line).
 
-Resumable, one run at a time (nice the command on a shared machine: the children inherit it):
+Resumable, one run at a time per invocation (nice the command on a shared machine: the children
+inherit it). Invocations may run side by side, one per core: each claims a run with a lock on
+runs/learning_benchmark/<task>/<library>/seed<k>.lock and skips runs another invocation holds.
 - a finished (library, task, seed) run is recorded in benchmarks/results/learning/<task>/records/
   <library>-seed<k>.json (its evaluations and configuration) and never recomputed while the
   configuration (resolved spec, budget, evaluation seeds) is unchanged; a changed one is rerun;
@@ -39,7 +41,9 @@ Exit status: 0 done (or stopped by --max-minutes), 1 a run failed, 2 bad input, 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
+import fcntl
 import json
 import os
 import shlex
@@ -200,6 +204,23 @@ def project_evaluations(run_dir: Path) -> list[dict]:
 # ---------------------------------------------------------------------------------------------
 # running (one child process at a time)
 # ---------------------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def claim(run: Run):
+    """Yield True when this invocation holds the run's lock (False: another invocation runs it).
+
+    An flock, not a marker file: the kernel releases it when its holder exits, even on a kill.
+    """
+    lock = run.work_dir.parent / f"seed{run.seed}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+
 
 class Stop(Exception):
     """The deadline passed or a signal arrived: the child was stopped, its state kept."""
@@ -493,12 +514,19 @@ def main(argv: list[str] | None = None) -> int:
             if args.report_only or stopped:
                 run.status = "not run" if stopped is None else f"not run (stopped: {stopped})"
                 continue
-            console.print(f"[{datetime.datetime.now():%H:%M:%S}] {task_name} {run.library} seed {run.seed}")
-            try:
-                (run_project if run.library == "project" else run_sb3)(run, deadline, console)
-            except Stop as stop:
-                stopped = str(stop)
-                run.status = f"stopped ({stopped}); rerun the command to continue"
+            with claim(run) as mine:
+                if not mine:
+                    run.status = "not run (another invocation is running it)"
+                    continue
+                if read_record(run) is not None:  # finished by the other invocation before we claimed it
+                    run.status = "finished (by another invocation)"
+                    continue
+                console.print(f"[{datetime.datetime.now():%H:%M:%S}] {task_name} {run.library} seed {run.seed}")
+                try:
+                    (run_project if run.library == "project" else run_sb3)(run, deadline, console)
+                except Stop as stop:
+                    stopped = str(stop)
+                    run.status = f"stopped ({stopped}); rerun the command to continue"
             failed |= run.status.startswith("failed")
             console.print(f"  -> {run.status}")
             report(task_name, task, runs, args.out_dir, argv, console)  # commit-ready after every run

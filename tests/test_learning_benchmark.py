@@ -149,6 +149,25 @@ class TestResumability(LearningBenchmarkTestCase):
                                                       str(self.runs_dir)]), 0)
         self.assertFalse((self.out_dir / "lunarlander").exists())  # no empty report
 
+    def test_a_run_claimed_by_another_invocation_is_skipped_and_its_lock_dies_with_it(self) -> None:
+        started = []
+
+        def fake_run(run, deadline, console):
+            started.append((run.library, run.seed))
+            learning_benchmark.write_record(run, evaluations(-1000, -700, -400), finished=True)
+            run.status = "finished"
+
+        with learning_benchmark.claim(self.plan("project", 1)) as mine:  # another invocation holds seed 1
+            self.assertTrue(mine)
+            with mock.patch.object(learning_benchmark, "run_project", fake_run):
+                self.assertEqual(self.main("--libraries", "project", "--seeds", "2"), 0)
+        self.assertEqual(started, [("project", 2)])
+        self.assertIn("project seed 1: not run (another invocation is running it)",
+                      (self.out_dir / "pendulum" / "command.txt").read_text())
+        with mock.patch.object(learning_benchmark, "run_project", fake_run):  # the lock went with its holder
+            self.assertEqual(self.main("--libraries", "project", "--seeds", "2"), 0)
+        self.assertEqual(started, [("project", 2), ("project", 1)])
+
     def test_bad_arguments_exit_2_with_one_line(self) -> None:
         for bad in (["--tasks", "walker"], ["--libraries", "sbx"], ["--seeds", "0"]):
             with self.subTest(bad=bad), redirect_stderr(io.StringIO()) as stderr, self.assertRaises(SystemExit) as exit:
