@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 import tempfile
 import unittest
 from contextlib import redirect_stderr
@@ -19,6 +21,18 @@ TASK = learning_benchmark.QUICK_TASK  # Pendulum, 600 steps, epochs of 200: thre
 def evaluations(*returns: float) -> list[dict]:
     return [{"env_steps": 200 * (index + 1), "eval_return_mean": value, "eval_return_std": 1.0, "wall_time_s": 1.0}
             for index, value in enumerate(returns)]
+
+
+def finishing_run():
+    """A stand-in for run_project / run_sb3 that finishes at once; the list collects (library, seed)."""
+    started = []
+
+    def fake_run(run, deadline, console):
+        started.append((run.library, run.seed))
+        learning_benchmark.write_record(run, evaluations(-1000, -700, -400), finished=True)
+        run.status = "finished"
+
+    return started, fake_run
 
 
 class LearningBenchmarkTestCase(unittest.TestCase):
@@ -119,13 +133,7 @@ class TestResumability(LearningBenchmarkTestCase):
         self.assertTrue((folder / "curves.png").stat().st_size > 0)
 
     def test_runs_without_a_record_are_started(self) -> None:
-        started = []
-
-        def fake_run(run, deadline, console):
-            started.append((run.library, run.seed))
-            learning_benchmark.write_record(run, evaluations(-1000, -700, -400), finished=True)
-            run.status = "finished"
-
+        started, fake_run = finishing_run()
         learning_benchmark.write_record(self.plan("sb3", 1), evaluations(-900, -500, -200), finished=True)
         with mock.patch.object(learning_benchmark, "run_project", fake_run), \
                 mock.patch.object(learning_benchmark, "run_sb3", fake_run):
@@ -149,14 +157,8 @@ class TestResumability(LearningBenchmarkTestCase):
                                                       str(self.runs_dir)]), 0)
         self.assertFalse((self.out_dir / "lunarlander").exists())  # no empty report
 
-    def test_a_run_claimed_by_another_invocation_is_skipped_and_its_lock_dies_with_it(self) -> None:
-        started = []
-
-        def fake_run(run, deadline, console):
-            started.append((run.library, run.seed))
-            learning_benchmark.write_record(run, evaluations(-1000, -700, -400), finished=True)
-            run.status = "finished"
-
+    def test_a_run_claimed_by_another_invocation_is_skipped_until_released(self) -> None:
+        started, fake_run = finishing_run()
         with learning_benchmark.claim(self.plan("project", 1)) as mine:  # another invocation holds seed 1
             self.assertTrue(mine)
             with mock.patch.object(learning_benchmark, "run_project", fake_run):
@@ -164,9 +166,27 @@ class TestResumability(LearningBenchmarkTestCase):
         self.assertEqual(started, [("project", 2)])
         self.assertIn("project seed 1: not run (another invocation is running it)",
                       (self.out_dir / "pendulum" / "command.txt").read_text())
-        with mock.patch.object(learning_benchmark, "run_project", fake_run):  # the lock went with its holder
+        with mock.patch.object(learning_benchmark, "run_project", fake_run):  # released: this one runs it
             self.assertEqual(self.main("--libraries", "project", "--seeds", "2"), 0)
         self.assertEqual(started, [("project", 2), ("project", 1)])
+
+    def test_a_killed_holder_leaves_no_stale_lock(self) -> None:
+        run = self.plan("sb3", 1)
+        with learning_benchmark.claim(run):  # creates the lock file
+            pass
+        lock = run.work_dir.parent / "seed1.lock"
+        holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1]); "
+                                   "fcntl.flock(f, fcntl.LOCK_EX); print(flush=True); time.sleep(60)", str(lock)],
+                                  stdout=subprocess.PIPE, text=True)
+        self.addCleanup(holder.kill)
+        holder.stdout.readline()  # the child holds the lock
+        with learning_benchmark.claim(run) as mine:
+            self.assertFalse(mine)
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+        with learning_benchmark.claim(run) as mine:
+            self.assertTrue(mine)
 
     def test_bad_arguments_exit_2_with_one_line(self) -> None:
         for bad in (["--tasks", "walker"], ["--libraries", "sbx"], ["--seeds", "0"]):
