@@ -123,6 +123,11 @@ class Run:
     status: str = "pending"
     evaluations: list[dict] = field(default_factory=list)
 
+    @property
+    def lock(self) -> Path:
+        """The file an invocation locks while it runs this (library, task, seed): see claim()."""
+        return self.work_dir.parent / f"seed{self.seed}.lock"
+
 
 def project_spec(task: Task, seed: int) -> ExperimentSpec:
     """The resolved spec of our run of `task` with `seed` (max_epoch from the budget)."""
@@ -211,9 +216,8 @@ def claim(run: Run):
 
     An flock, not a marker file: the kernel releases it when its holder exits, even on a kill.
     """
-    lock = run.work_dir.parent / f"seed{run.seed}.lock"
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "w") as handle:
+    run.lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(run.lock, "w") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -174,9 +174,8 @@ class TestResumability(LearningBenchmarkTestCase):
         run = self.plan("sb3", 1)
         with learning_benchmark.claim(run):  # creates the lock file
             pass
-        lock = run.work_dir.parent / "seed1.lock"
         holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1]); "
-                                   "fcntl.flock(f, fcntl.LOCK_EX); print(flush=True); time.sleep(60)", str(lock)],
+                                   "fcntl.flock(f, fcntl.LOCK_EX); print(flush=True); time.sleep(60)", str(run.lock)],
                                   stdout=subprocess.PIPE, text=True)
         self.addCleanup(holder.kill)
         holder.stdout.readline()  # the child holds the lock
