@@ -429,8 +429,9 @@ def plot(frame: pd.DataFrame, title: str, png: Path) -> None:
     plt.close(figure)
 
 
-def report(task_name: str, task: Task, runs: list[Run], out_dir: Path, argv: list[str], console: Console) -> None:
-    """Write the task's evaluations.csv, curves.png, table.md and command.txt; print the table."""
+def report(task_name: str, task: Task, runs: list[Run], out_dir: Path, argv: list[str], console: Console,
+           quiet: bool = False) -> None:
+    """Write the task's evaluations.csv, curves.png, table.md and command.txt; print the table unless quiet."""
     frame = assemble(runs)
     if frame.empty:  # no run has started: no empty files to commit
         console.print(f"{task_name}: no evaluations yet")
@@ -452,9 +453,10 @@ def report(task_name: str, task: Task, runs: list[Run], out_dir: Path, argv: lis
             status = "finished (by another invocation)"
         lines += [f"{run.library} seed {run.seed}: {status}", f"  {display(run.command)}"]
     (folder / "command.txt").write_text("\n".join(lines) + "\n")
-    print_table(console, title, ["library", "env steps", "seeds", "mean", "min", "max"],
-                [[row.library, f"{row.env_steps:,}", row.seeds, f"{row.mean:.1f}", f"{row.min:.1f}", f"{row.max:.1f}"]
-                 for row in table.itertuples()])
+    if not quiet:
+        print_table(console, title, ["library", "env steps", "seeds", "mean", "min", "max"],
+                    [[row.library, f"{row.env_steps:,}", row.seeds,
+                      f"{row.mean:.1f}", f"{row.min:.1f}", f"{row.max:.1f}"] for row in table.itertuples()])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -533,7 +535,7 @@ def main(argv: list[str] | None = None) -> int:
                     run.status = f"stopped ({stopped}); rerun the command to continue"
             failed |= run.status.startswith("failed")
             console.print(f"  -> {run.status}")
-            report(task_name, task, runs, args.out_dir, argv, console)  # commit-ready after every run
+            report(task_name, task, runs, args.out_dir, argv, console, quiet=True)  # commit-ready after every run
         report(task_name, task, runs, args.out_dir, argv, console)
     if stopped == "signal":
         return 130

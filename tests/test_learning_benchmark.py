@@ -7,7 +7,7 @@ import subprocess
 import sys
 import tempfile
 import unittest
-from contextlib import redirect_stderr
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from unittest import mock
 
@@ -136,9 +136,10 @@ class TestResumability(LearningBenchmarkTestCase):
         started, fake_run = finishing_run()
         learning_benchmark.write_record(self.plan("sb3", 1), evaluations(-900, -500, -200), finished=True)
         with mock.patch.object(learning_benchmark, "run_project", fake_run), \
-                mock.patch.object(learning_benchmark, "run_sb3", fake_run):
+                mock.patch.object(learning_benchmark, "run_sb3", fake_run), redirect_stdout(io.StringIO()) as out:
             self.assertEqual(self.main(), 0)
         self.assertEqual(started, [("project", 1)])
+        self.assertEqual(out.getvalue().count("Pendulum-v1"), 1, "the table is printed once, at the end")
 
     def test_a_runner_beside_this_one_and_a_task_not_started(self) -> None:
         def sb3_finishes_meanwhile(run, deadline, console):  # `--libraries sb3` running beside this invocation
