@@ -138,7 +138,7 @@ class SoftActorCriticAgent:
                 files.write(row)
             self._save_best_policy(row["eval_return_mean"], view)
             if self.checkpointer and (self.epoch % spec.checkpoint_interval == 0 or self.epoch == spec.max_epoch):
-                self.save_checkpoint()
+                self.save_checkpoint(row["eval_return_mean"])
         return rows
 
     def _save_best_policy(self, eval_return: float | None, view: ConsoleView) -> None:
@@ -186,10 +186,11 @@ class SoftActorCriticAgent:
                                    f"by env step {self.env_steps}; the run stopped and its last good checkpoint"
                                    f"{kept} is kept")
 
-    def save_checkpoint(self) -> None:
-        """Checkpoint numbered by env steps, with its policy file; a resumed run starts a fresh episode from here."""
+    def save_checkpoint(self, eval_return: float | None = None) -> None:
+        """Checkpoint numbered by env steps, with its policy file (and the policy's eval return when this
+        epoch's end was evaluated); a resumed run starts a fresh episode from here."""
         self.check_finite()
-        self.policy().save(checkpoint_policy_path(self.run_dir, self.env_steps))
+        self.policy(eval_return).save(checkpoint_policy_path(self.run_dir, self.env_steps))
         self.checkpointer.save(self.env_steps, self.buffer, self.run_state())
 
     def restore_checkpoint(self) -> None:

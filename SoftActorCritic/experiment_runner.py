@@ -8,6 +8,7 @@ after every input check (`import_training`, `command_export`): `--help`, `list`,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -25,7 +26,14 @@ import numpy as np
 import yaml
 
 from blocAndTools.errors import EnvironmentFault, TrainingInterrupted, UserInputError, run_command
-from blocAndTools.experiment_spec import ExperimentSpec, expand_grid, field_docs, load_raw_spec, parse_override
+from blocAndTools.experiment_spec import (
+    ExperimentSpec,
+    expand_grid,
+    field_docs,
+    load_raw_spec,
+    parse_override,
+    yaml_text,
+)
 from blocAndTools.gym_playground import GymPlayground
 from blocAndTools.seeding import episode_seeds
 from blocAndTools.tf_threads import import_tensorflow_quietly
@@ -184,14 +192,17 @@ def command_train(args: argparse.Namespace) -> None:
     runs = plan_runs(args)
     check_environments([spec for spec, _ in runs])
     sweep_dir = Path(args.run_dir) if len(runs) > 1 else None
-    if sweep_dir is not None:
-        sweeps.write_manifest(sweep_dir, runs, args.backend)
-    if args.backend == "ray":
-        sweeps.run_on_ray(runs, sweep_dir, args.ray_address, args.max_concurrent)
-    else:
-        view = import_training()
-        for spec, run_dir in runs:
-            train_one(spec, run_dir, resume=False, view=view)
+    on_ray = args.backend == "ray"
+    with sweeps.ray_session(args.ray_address) if on_ray else contextlib.nullcontext():
+        # Ray has started by now: when it cannot, the command exits 2 with nothing written
+        if sweep_dir is not None:
+            sweeps.write_manifest(sweep_dir, runs, args.backend)
+        if on_ray:
+            sweeps.run_on_ray(runs, sweep_dir, args.ray_address, args.max_concurrent)
+        else:
+            view = import_training()
+            for spec, run_dir in runs:
+                train_one(spec, run_dir, resume=False, view=view)
     report_summary(runs, sweep_dir)
 
 
@@ -203,7 +214,7 @@ def resume(args: argparse.Namespace) -> None:
     if sweeps.is_sweep_folder(run_dir):
         if args.set:
             raise UserInputError("--set with --resume of a sweep folder: a sweep continues as it was planned")
-        sweeps.resume_sweep(run_dir, args.backend, import_training(), args.ray_address, args.max_concurrent)
+        sweeps.resume_sweep(run_dir, args.backend, import_training, args.ray_address, args.max_concurrent)
         return
     if not (run_dir / "spec.yaml").is_file():
         raise UserInputError(f"run folder {str(run_dir)!r} holds no spec.yaml to resume")
@@ -336,7 +347,7 @@ def command_fields(args: argparse.Namespace) -> None:
     docs = field_docs()
     for spec_field in dataclasses.fields(ExperimentSpec):
         default = spec_field.default if spec_field.default is not dataclasses.MISSING else spec_field.default_factory()
-        print(f"{spec_field.name:30s} {str(default):18s} {docs.get(spec_field.name, '')}")
+        print(f"{spec_field.name:30s} {yaml_text(default):18s} {docs.get(spec_field.name, '')}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -420,10 +431,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_working_folder_to_path() -> None:
+    """Let `env_id: my_envs.reach:ReachTarget-v0` import my_envs from the folder the command runs in.
+
+    `python -m SoftActorCritic` puts that folder on sys.path, the `sac` console script does not: the
+    same for both (appended, so a module there never shadows an installed one). Ray trials get it
+    through their PYTHONPATH (sweeps.worker_environment).
+    """
+    folder = os.getcwd()
+    if folder not in sys.path and "" not in sys.path:
+        sys.path.append(folder)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; exit status 0 done, 1 environment fault or divergence, 2 bad input, 130 interrupted."""
     args = build_parser().parse_args(argv)
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if args.verbose else os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")
+    # Quiet whatever the caller's TF_CPP_MIN_LOG_LEVEL: at 2, TensorFlow still prints ERROR-level notices
+    # that are not errors (e.g. oneDNN's DT_INT32 fallback on AVX-512 CPUs). --verbose shows everything.
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if args.verbose else "3"
+    add_working_folder_to_path()
     try:
         return run_command(lambda: args.func(args))
     except BrokenPipeError:  # e.g. `sac list | head`: the reader left; say nothing more (Python docs' recipe)

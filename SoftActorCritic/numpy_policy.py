@@ -170,6 +170,8 @@ class Policy:
     @classmethod
     def load(cls, path: str | Path) -> Policy:
         """Read a policy file; a missing, damaged or incomplete one raises UserInputError (one line)."""
+        if Path(path).is_file() and not zipfile.is_zipfile(path):  # np.load would guess at other formats
+            raise UserInputError(f"{str(path)!r} is not a policy file (.npz written by training) nor a run folder")
         try:
             with np.load(path, allow_pickle=False) as npz:
                 arrays = {key: np.asarray(npz[key]) for key in npz.files}

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 from rich.progress import Progress
 
 from blocAndTools.errors import UserInputError, run_command
@@ -22,9 +23,27 @@ from blocAndTools.gym_playground import GymPlayground
 from blocAndTools.seeding import episode_seeds
 from SoftActorCritic.numpy_policy import Policy
 
+MACRO_BLOCK = 16  # video codecs want frame sides divisible by 16 (imageio would resize, with a warning)
+
+
+def pad_frame(frame: np.ndarray) -> np.ndarray:
+    """The frame with black rows and columns added at the bottom and right up to multiples of MACRO_BLOCK."""
+    height, width = frame.shape[:2]
+    return np.pad(frame, ((0, -height % MACRO_BLOCK), (0, -width % MACRO_BLOCK), (0, 0)))
+
+
+def video_path(out_dir: Path, policy: Policy, episode: int) -> Path:
+    """out_dir/step<env steps>-episode-<k>.mp4, with -2, -3, ... when that file exists: never overwrite a video."""
+    stem = f"step{policy.env_steps}-episode-{episode}"
+    path, copy = out_dir / f"{stem}.mp4", 1
+    while path.exists():
+        copy += 1
+        path = out_dir / f"{stem}-{copy}.mp4"
+    return path
+
 
 def record_episodes(policy: Policy, episodes: int, out_dir: Path, seed: int, max_trj_steps: int | None = None) -> None:
-    """Write out_dir/episode-<k>.mp4 for k < episodes, with a progress bar and one line per episode."""
+    """Write one video per episode (video_path) to out_dir, with a progress bar and one line per episode."""
     import imageio.v2 as imageio
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -34,12 +53,12 @@ def record_episodes(policy: Policy, episodes: int, out_dir: Path, seed: int, max
             raise UserInputError(f"the policy is for obs/act dims {policy.obs_dim}/{policy.act_dim}, "
                                  f"{policy.env_id} has {playground.obs_dim}/{playground.act_dim}")
         for episode, episode_seed in enumerate(episode_seeds(seed, episodes, "play")):
-            path = out_dir / f"episode-{episode}.mp4"
+            path = video_path(out_dir, policy, episode)
             frames = progress.add_task(f"recording episode {episode + 1}/{episodes}",
                                        total=playground.max_episode_steps)
             with imageio.get_writer(path, fps=playground.env.metadata.get("render_fps", 30)) as writer:
                 def grab_frame(writer=writer, task=frames) -> None:  # bound now: a new writer and task each episode
-                    writer.append_data(playground.env.render())
+                    writer.append_data(pad_frame(playground.env.render()))
                     progress.advance(task)
                 episode_return = playground.run_episode(policy.actor, episode_seed, grab_frame)
             progress.remove_task(frames)
@@ -50,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m SoftActorCritic.record_video", description=__doc__.split("\n")[0])
     parser.add_argument("--policy", required=True, help="policy file (a run's checkpoints/policy-<N>.npz)")
     parser.add_argument("--episodes", type=int, default=1, help="number of episodes, one video each")
-    parser.add_argument("--out-dir", required=True, help="folder for episode-<k>.mp4")
+    parser.add_argument("--out-dir", required=True, help="folder for the videos, step<N>-episode-<k>.mp4")
     parser.add_argument("--seed", type=int, default=0, help="the run's seed: episodes start from its play seeds")
     parser.add_argument("--max-trj-steps", type=int, default=None, help="time limit of an episode in steps")
     args = parser.parse_args(argv)

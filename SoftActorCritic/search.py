@@ -166,15 +166,17 @@ def run_search(args: argparse.Namespace) -> None:
     sweeps.check_backend_options(args)
     sweeps.set_ray_environment(args.ray_address)  # before Ray's first import: it reads some variables then
     try:
+        import optuna
         from ray.tune.schedulers import ASHAScheduler
         from ray.tune.search.optuna import OptunaSearch
     except ImportError:
         raise UserInputError("tune needs Optuna: python -m pip install optuna") from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # not "A new study created in memory ..."
 
-    sweep_dir.mkdir(parents=True, exist_ok=True)
     stop_flag = sweep_dir.resolve() / sweeps.STOP_FLAG
     resume_hint = "the finished trials are in the search folder"
     with sweeps.ray_session(args.ray_address) as ray:
+        sweep_dir.mkdir(parents=True, exist_ok=True)  # once Ray runs: a failed start leaves nothing
         from ray import tune
         concurrent, cpus = sweeps.plan_resources(ray, args.samples, args.max_concurrent)
         print(f"Ray: {int(ray.cluster_resources().get('CPU', 0))} CPUs, {args.samples} trials, {concurrent} at a "

@@ -68,7 +68,9 @@ def point_label(spec: dict[str, Any], varied: Sequence[str]) -> str:
 
 
 def short_value(value: Any) -> str:
-    """A spec value for a label or a table cell: a list as 256x256."""
+    """A spec value for a label or a table cell: a list as 256x256, a float to 12 significant digits (no noise)."""
+    if isinstance(value, float):
+        return f"{value:.12g}"
     return "x".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
 
 
@@ -105,7 +107,7 @@ def write_summary(sweep_dir: Path, run_dirs: Sequence[Path]) -> pd.DataFrame:
     """summary.csv in the sweep folder (returns the table)."""
     table = summarize(run_dirs)
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    table.to_csv(sweep_dir / SUMMARY, index=False)
+    table.to_csv(sweep_dir / SUMMARY, index=False, float_format="%.12g")  # no float noise (3.0300000000000002)
     return table
 
 
@@ -115,8 +117,8 @@ def print_summary(table: pd.DataFrame, title: str) -> None:
     from rich.table import Table
 
     console = Console()
-    if not console.is_terminal:  # a log file: no need to wrap at 80 columns
-        console = Console(width=max(console.width, 120))
+    if not console.is_terminal:  # a pipe or a log file: never cut a cell (rich would squeeze into 80 columns)
+        console = Console(width=10_000)
     view = Table(title=title, title_justify="left", caption="eval returns: mean over seeds (min to max)",
                  caption_justify="left")
     fixed = {"point", "seeds", "env_steps", "epochs", "wall_time_s"}

@@ -119,19 +119,22 @@ def clear_unusable(run_dir: Path) -> None:
 # the local backend's resume of a sweep folder
 # ---------------------------------------------------------------------------------------------
 
-def resume_sweep(sweep_dir: Path, backend: str, view, ray_address: str | None = None,
+def resume_sweep(sweep_dir: Path, backend: str, make_view: Callable[[], Any], ray_address: str | None = None,
                  max_concurrent: int | None = None) -> None:
-    """Continue an interrupted sweep: finished runs are skipped, the others continue from their checkpoints."""
+    """Continue an interrupted sweep: finished runs are skipped, the others continue from their checkpoints.
+
+    make_view() (which loads TensorFlow) is called only when a run is left to train locally."""
     from SoftActorCritic.experiment_runner import check_environments, train_one
 
     runs = read_manifest(sweep_dir)
-    check_environments([spec for spec, _ in runs])
     todo = [(spec, run_dir) for spec, run_dir in runs if run_state(spec, run_dir) != "finished"]
-    view.print(f"resuming sweep {sweep_dir}: {len(runs) - len(todo)} of {len(runs)} runs finished earlier, "
-               f"{len(todo)} to run")
-    if backend == "ray":
+    print(f"resuming sweep {sweep_dir}: {len(runs) - len(todo)} of {len(runs)} runs finished earlier, "
+          f"{len(todo)} to run", flush=True)
+    check_environments([spec for spec, _ in todo])
+    if todo and backend == "ray":
         run_on_ray(todo, sweep_dir, ray_address, max_concurrent)
-    else:
+    elif todo:
+        view = make_view()
         for spec, run_dir in todo:
             resume = run_state(spec, run_dir) == "resume"
             clear_unusable(run_dir)
@@ -207,9 +210,10 @@ def set_ray_environment(address: str | None) -> None:
 
 
 def worker_environment() -> dict[str, str]:
-    """Environment variables of the trials' processes (on every node): the project on the path, quiet TF."""
-    python_path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
-    return {"PYTHONPATH": python_path, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+    """Environment variables of the trials' processes (on every node): the project and the folder the command
+    runs in on the path (a user's own environment module), quiet TF (the CLI's setting)."""
+    python_path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH"), os.getcwd()]))
+    return {"PYTHONPATH": python_path, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"),
             "RAY_USAGE_STATS_ENABLED": "0"}
 
 
@@ -232,7 +236,9 @@ def ray_session(address: str | None) -> Iterator[Any]:
     if is_loopback(address):
         options["_node_ip_address"] = "127.0.0.1"  # even if Ray was imported before the variable was set
     try:
-        ray.init(address=address, log_to_driver=False, logging_level="ERROR",
+        # address "local": a new instance of our own even when a `ray start` cluster runs on the machine
+        # (a plain init would try to join it and refuse num_cpus)
+        ray.init(address=address or "local", log_to_driver=False, logging_level="ERROR",
                  runtime_env={"env_vars": worker_environment()}, **options)
     except (ConnectionError, RuntimeError, ValueError) as error:
         raise UserInputError(f"cannot {'join the Ray cluster at ' + address if address else 'start Ray'}: "
@@ -301,10 +307,15 @@ class TrialView:
         print(message, flush=True)  # the worker's log (ray's session folder)
 
 
-def _record_session(run_dir: Path, entry: dict[str, Any]) -> None:
-    """Append this process to the run folder's ray_trial.json (pid, trial id, where it started)."""
+def record_session(run_dir: Path, entry: dict[str, Any]) -> None:
+    """Append this process to the run folder's ray_trial.json (pid, trial id, where it started).
+
+    An earlier entry still "running" is a process that died without a word (killed, out of memory):
+    Tune retries a trial only after its process ended, so it is marked so here."""
     path = run_dir / TRIAL_RECORD
     sessions = json.loads(path.read_text()) if path.is_file() else []
+    if sessions and sessions[-1].get("status") == "running":
+        sessions[-1]["status"] = "died (the process ended without finishing; retried)"
     sessions.append(entry)
     run_dir.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(sessions, indent=1))
@@ -340,7 +351,7 @@ def sweep_trial(config: dict[str, Any]) -> None:
     if state == "finished":
         return
     clear_unusable(run_dir)
-    _record_session(run_dir, {"pid": os.getpid(), "trial": tune.get_context().get_trial_name(),
+    record_session(run_dir, {"pid": os.getpid(), "trial": tune.get_context().get_trial_name(),
                               "node": socket.gethostname(), "resumed_from_epoch": epochs_done(run_dir)
                               if state == "resume" else None, "status": "running",
                               "tensorflow_threads": [intra, inter]})
@@ -525,12 +536,12 @@ def run_on_ray(runs: Sequence[tuple[ExperimentSpec, Path]], sweep_dir: Path | No
     if not runs:
         return
     control_dir = sweep_dir if sweep_dir is not None else Path(runs[0][1])
-    control_dir.mkdir(parents=True, exist_ok=True)
-    stop_flag = control_dir.resolve() / STOP_FLAG
-    stop_flag.unlink(missing_ok=True)
     resume_hint = (f"continue with: sac train --resume --run-dir {control_dir} "
                    f"--backend ray" + (f" --ray-address {address}" if address else ""))
     with ray_session(address) as ray:
+        control_dir.mkdir(parents=True, exist_ok=True)  # once Ray runs: a failed start leaves nothing
+        stop_flag = control_dir.resolve() / STOP_FLAG
+        stop_flag.unlink(missing_ok=True)
         _, tune = import_ray()
         concurrent, cpus = plan_resources(ray, len(runs), max_concurrent)
         print(f"Ray: {int(ray.cluster_resources().get('CPU', 0))} CPUs, {len(runs)} trials, {concurrent} at a "

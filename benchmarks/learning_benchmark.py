@@ -8,7 +8,7 @@ Run from the repository root (the module form puts the project on the import pat
     python -m benchmarks.learning_benchmark --report-only  # CSV, plots and tables from what is there
 
 Tasks (budget x seeds 1..n): pendulum 10k x 5, lunarlander (LunarLander-v3 continuous) 150k x 3,
-halfcheetah 150k x 3, hopper 150k x 3. This project's side of a task is its shipped spec
+halfcheetah, hopper and walker2d (Walker2d-v5) 150k x 3. This project's side of a task is its shipped spec
 (experiments/*.yaml) with seed=k and max_epoch=budget/timestep_per_epoch, run through the CLI
 (`python -m SoftActorCritic train --spec FILE --set seed=k --set max_epoch=E --run-dir DIR`).
 SB3's side is benchmarks/peers/sb3_learning.py in the peers' own virtual environment
@@ -90,7 +90,7 @@ class Task:
     seeds: int
     sb3_learning_starts: int
     budgets: tuple[int, ...]  # env steps at which the table reports mean / min / max
-    overrides: tuple[str, ...] = ()  # extra --set values of our runs (quick mode only)
+    overrides: tuple[str, ...] = ()  # extra --set values of our runs
 
 
 # SB3's learning_starts: its default (100) on Pendulum, as in the issue's measurement; 10,000 on the
@@ -101,6 +101,9 @@ TASKS = {
     "lunarlander": Task("experiments/lunarlander_continuous.yaml", 150_000, 3, 10_000, (50_000, 100_000, 150_000)),
     "halfcheetah": Task("experiments/halfcheetah.yaml", 150_000, 3, 10_000, (50_000, 100_000, 150_000)),
     "hopper": Task("experiments/hopper.yaml", 150_000, 3, 10_000, (50_000, 100_000, 150_000)),
+    # Walker2d-v5: no task spec of its own; the Hopper spec with only the environment changed.
+    "walker2d": Task("experiments/hopper.yaml", 150_000, 3, 10_000, (50_000, 100_000, 150_000),
+                     ("env_id=Walker2d-v5",)),
 }
 QUICK_TASK = Task("experiments/pendulum.yaml", 600, 1, 100, (200, 400, 600),
                   ("timestep_per_epoch=200", "min_pool_size=200", "batch_size_in_ts=64", "max_eval_trj=2",

@@ -51,7 +51,7 @@ class ExperimentSpec:
     seed: int = 0
     """Seed of the run: every random stream (environment, warm-up actions, action noise, replay sampler, update noise, initial weights, evaluation episodes) is drawn from its own child of numpy.random.SeedSequence(seed), see blocAndTools/seeding.py."""  # noqa: E501
     max_trj_steps: int | None = None
-    """Time limit of a trajectory in steps (None keeps the environment's own limit)."""
+    """Time limit of a trajectory in steps (null keeps the environment's own limit)."""
 
     # --- schedule ---
     max_epoch: int = 100
@@ -71,7 +71,7 @@ class ExperimentSpec:
     max_eval_trj: int = 10
     """Evaluation episodes with the deterministic policy tanh(mu) after each epoch, from the same start states each time."""  # noqa: E501
     expected_reward_goal: float | None = None
-    """Eval return announced as the goal reached (the best policy is kept in any case); None: no goal."""
+    """Eval return announced as the goal reached (the best policy is kept in any case); null: no goal."""
     checkpoint_interval: int = 1
     """Epochs between two checkpoints (a checkpoint is also written at the end)."""
     deterministic_ops: bool = True
@@ -91,7 +91,7 @@ class ExperimentSpec:
     alpha_learning_rate: float = 3e-4
     """Adam learning rate of log_alpha when alpha is 'auto'."""
     target_entropy: float | None = None
-    """Entropy target of alpha 'auto' (None: -act_dim)."""
+    """Entropy target of alpha 'auto' (null: -act_dim)."""
     reward_scaling: float = 5.0
     """eta: rewards are multiplied by eta in the Q target; plays the inverse role of alpha."""
     target_smoothing_coefficient: float = 0.005
@@ -240,10 +240,28 @@ def _check_ranges(spec: ExperimentSpec) -> None:
     require(spec.hidden_activation in ACTIVATION_NAMES, "hidden_activation", "one of " + ", ".join(ACTIVATION_NAMES))
 
 
+# Names other SAC libraries (SB3, CleanRL, Spinning Up, the papers) give to this spec's fields.
+OTHER_NAMES = {
+    "gamma": "discount_factor", "tau": "target_smoothing_coefficient", "polyak": "target_smoothing_coefficient",
+    "lr": "learning_rate", "policy_lr": "learning_rate", "q_lr": "critic_learning_rate",
+    "qf_lr": "critic_learning_rate", "batch_size": "batch_size_in_ts", "buffer_size": "pool_capacity",
+    "replay_size": "pool_capacity", "learning_starts": "min_pool_size", "start_steps": "min_pool_size",
+    "ent_coef": "alpha", "train_freq": "gradient_step_interval", "update_every": "gradient_step_interval",
+    "net_arch": "phi_nn_h_layer_topo", "reward_scale": "reward_scaling", "env": "env_id", "env_name": "env_id",
+    "epochs": "max_epoch", "steps_per_epoch": "timestep_per_epoch", "num_test_episodes": "max_eval_trj"}
+
+
 def closest_field_hint(key: str) -> str:
-    """' (did you mean ...?)' for a misspelled field name, or ''."""
-    match = difflib.get_close_matches(key, FIELD_NAMES, n=1)
+    """' (did you mean ...?)' for a misspelled field name or another library's name for a field, or ''."""
+    match = [OTHER_NAMES[key.lower()]] if key.lower() in OTHER_NAMES else \
+        difflib.get_close_matches(key, FIELD_NAMES, n=1)
     return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def yaml_text(value: Any) -> str:
+    """A field value as it is written in a spec file: null, true, [256, 256], {continuous: true}."""
+    value = list(value) if isinstance(value, tuple) else value
+    return yaml.safe_dump(value, default_flow_style=True).removesuffix("\n...\n").strip()
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -263,7 +281,7 @@ def load_raw_spec(path: str | Path, overrides: Iterable[str] = ()) -> dict[str, 
     if not path.is_file():
         raise UserInputError(f"spec file {str(path)!r} does not exist")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text())
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -272,6 +290,8 @@ def load_raw_spec(path: str | Path, overrides: Iterable[str] = ()) -> dict[str, 
     except (yaml.YAMLError, UnicodeDecodeError) as error:
         raise UserInputError(f"spec file {str(path)!r} is not valid YAML: "
                              f"{str(error).splitlines()[0]}") from None
+    if raw is None:  # an empty file is more likely a mistake than a wish for every default
+        raise UserInputError(f"spec file {str(path)!r} is empty: write at least env_id: ... (fields: `sac fields`)")
     if not isinstance(raw, dict):
         raise UserInputError(f"spec file {str(path)!r} must hold a mapping of field: value")
     raw.setdefault("name", path.stem)

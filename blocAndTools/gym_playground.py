@@ -9,8 +9,10 @@ still bootstrap).
 
 from __future__ import annotations
 
+import logging
 import math
 import os
+import sys
 from collections.abc import Callable
 from types import TracebackType
 
@@ -23,14 +25,38 @@ from blocAndTools.errors import EnvironmentFault, UserInputError
 from blocAndTools.seeding import stream_seed
 
 
-def use_egl_without_display() -> None:
-    """Pick MuJoCo's offscreen EGL backend when no backend is chosen and there is no display.
+def render_offscreen_without_display() -> None:
+    """Without a display, render offscreen unless the user chose a backend: MuJoCo through EGL, pygame
+    (Pendulum, Box2D) through SDL's dummy video driver.
 
     On the headless machines this project is developed on, only EGL rendered MuJoCo frames
-    (osmesa and glfw failed). It must be set before the environment is made.
+    (osmesa and glfw failed), and SDL's default driver prints "XDG_RUNTIME_DIR is invalid or not
+    set". Both must be set before the environment is made.
     """
-    if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
-        os.environ["MUJOCO_GL"] = "egl"
+    if not os.environ.get("DISPLAY"):
+        os.environ.setdefault("MUJOCO_GL", "egl")
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+
+
+def route_mujoco_warnings(env_id: str) -> None:
+    """Send MuJoCo's warnings to the `mujoco` logger instead of MUJOCO_LOG.TXT in the user's folder.
+
+    MuJoCo appends every warning to that file in the working directory; gymnasium's own models
+    trigger one at each make (the deprecated `settotalmass`). Deprecations are logged at DEBUG,
+    other warnings (e.g. unstable simulation) at WARNING, which Python prints on stderr.
+    """
+    try:
+        entry_point = str(gymnasium.spec(env_id).entry_point)
+    except gymnasium.error.Error:
+        entry_point = ""
+    if "mujoco" not in entry_point and "mujoco" not in sys.modules:
+        return  # importing MuJoCo costs ~0.4 s: only for the environments that use it
+    import mujoco
+
+    def log(message: str) -> None:
+        logging.getLogger("mujoco").log(logging.DEBUG if "deprecated" in message else logging.WARNING, message)
+
+    mujoco.set_mju_user_warning(log)
 
 
 def _one_line(text: str) -> str:
@@ -70,7 +96,8 @@ class GymPlayground:
         ):
             raise UserInputError(f"max_trj_steps must be a positive integer or None, got {max_trj_steps!r}")
 
-        use_egl_without_display()
+        render_offscreen_without_display()
+        route_mujoco_warnings(env_id)
         make_kwargs = dict(env_kwargs or {})
         if max_trj_steps is not None:
             make_kwargs["max_episode_steps"] = max_trj_steps
