@@ -59,6 +59,15 @@ def latest_checkpoint_steps(run_dir: Path) -> int | None:
     return None if state is None else state["env_steps"]
 
 
+def progress_rows(run_dir: Path) -> int:
+    """How many epoch rows the run's progress.csv holds, counting complete lines only (0 before it exists)."""
+    try:
+        lines = (Path(run_dir) / "progress.csv").read_text().splitlines(keepends=True)
+    except FileNotFoundError:
+        return 0
+    return sum(line.endswith("\n") for line in lines[1:])
+
+
 def run_cli(*args: str) -> tuple[int, str, str]:
     """The CLI's main() in this process: (exit status, stdout, stderr)."""
     out, err = io.StringIO(), io.StringIO()

@@ -205,6 +205,98 @@ class EpisodeEndsTest(unittest.TestCase):
         self.assert_q_target(agent, bootstraps=False)
 
 
+def short_spec(**changes) -> ExperimentSpec:
+    """Pendulum (1-D actions) with 8-wide networks: an epoch of 30 steps, the first 10 the warm-up, episodes of 12
+    steps. An epoch takes well under a second."""
+    return ExperimentSpec(**{"env_id": "Pendulum-v1", "timestep_per_epoch": 30, "min_pool_size": 10,
+                             "batch_size_in_ts": 8, "pool_capacity": 100, "max_trj_steps": 12, "max_eval_trj": 1,
+                             "phi_nn_h_layer_topo": (8,), "psi_nn_h_layer_topo": (8,), "theta_nn_h_layer_topo": (8,),
+                             "seed": 5, **changes})
+
+
+def copy_of(rng: np.random.Generator) -> np.random.Generator:
+    """Another generator in the same state: it draws what rng will draw next."""
+    twin = np.random.Generator(type(rng.bit_generator)())
+    twin.bit_generator.state = rng.bit_generator.state
+    return twin
+
+
+class TrainingLoopTest(unittest.TestCase):
+    """One short epoch of run_epoch: what the agent acts with, and what each update trains on."""
+
+    def test_training_actions_are_sampled_not_tanh_mu(self):
+        # After the warm-up every action is a = tanh(mu + std * eps), one eps from action_rng per step; the warm-up's
+        # uniform actions draw none. No gradient step within the epoch: phi is the same for all 20 actions.
+        agent = SoftActorCriticAgent(short_spec(gradient_step_interval=1000))
+        self.addCleanup(agent.close)
+        noise = copy_of(agent.brain.action_rng)
+        agent.run_epoch()
+        self.assertEqual(int(agent.brain.gradient_step), 0)
+        obs, actions = agent.buffer.obs[10:30], agent.buffer.act[10:30]
+        mu, log_std = (x.numpy() for x in agent.brain.phi(obs))
+        eps = np.stack([noise.standard_normal(1, dtype=np.float32) for _ in range(20)])
+        np.testing.assert_allclose(actions, np.tanh(mu + np.exp(log_std) * eps), atol=1e-5)
+        self.assertEqual(agent.brain.action_rng.bit_generator.state, noise.bit_generator.state)  # 20 draws, no more
+        self.assertGreater(np.abs(actions - np.tanh(mu)).max(), 0.1)  # the noise moves these actions visibly
+
+    def test_each_update_trains_on_gradient_steps_minibatches(self):
+        # gradient_steps = 3 every 2 env steps from min_pool_size (10) on: 11 calls, at env steps 10, 12, ..., 30, each
+        # given 3 different minibatches of 8 transitions. train_steps is replaced by the 3 train_step calls it equals
+        # (TrainStepsTest), which leaves XLA's compile out of this test.
+        agent = SoftActorCriticAgent(short_spec(gradient_steps=3, gradient_step_interval=2))
+        self.addCleanup(agent.close)
+        brain, calls = agent.brain, []
+
+        def train_steps(minibatches: Minibatch) -> dict:
+            calls.append((agent.env_steps, minibatches.rows.copy()))
+            if minibatches.num_batches is None:
+                return brain.train_step(minibatches)
+            return [brain.train_step(minibatches[k]) for k in range(minibatches.num_batches)][-1]
+
+        with mock.patch.object(brain, "train_steps", side_effect=train_steps):
+            agent.run_epoch()
+        self.assertEqual([env_steps for env_steps, _ in calls], list(range(10, 31, 2)))
+        width = 2 * 3 + 1 + 2  # [obs | act | rew | next_obs | terminated]
+        for env_steps, rows in calls:
+            self.assertEqual(rows.shape, (3, 8, width), f"the minibatches of env step {env_steps}")
+            self.assertFalse(np.array_equal(rows[0], rows[1]) or np.array_equal(rows[1], rows[2]), env_steps)
+        self.assertEqual(int(brain.gradient_step), 3 * 11)
+
+
+def next_draws(agent: SoftActorCriticAgent) -> dict[str, np.ndarray]:
+    """The next numbers of each random stream a checkpoint continues (blocAndTools.seeding)."""
+    return {"env": agent.playground.reset(),  # an unseeded reset draws the start state from the env's RNG
+            "action_space": np.array([agent.playground.sample_random_action() for _ in range(3)]),
+            "action_noise": agent.brain.action_rng.standard_normal(4),
+            "replay_sampler": agent.buffer.rng.integers(0, 1000, 8),
+            "update_noise": agent.brain.noise.normal([4]).numpy()}
+
+
+class RandomStreamsResumeTest(unittest.TestCase):
+    def test_a_restore_continues_every_random_stream_where_the_checkpoint_left_it(self):
+        # One epoch moves every stream away from its seed (3 episode starts, 10 uniform actions, 20 sampled ones,
+        # 21 updates), then a checkpoint. A new agent on the run folder draws, after restore_checkpoint, what the
+        # checkpointed agent draws next; before it, the seed's numbers (so the comparison is not vacuous).
+        folder = tempfile.TemporaryDirectory()
+        self.addCleanup(folder.cleanup)
+        spec = short_spec()
+        agent = SoftActorCriticAgent(spec, Path(folder.name))
+        self.addCleanup(agent.close)
+        agent.run_epoch()
+        agent.save_checkpoint()
+        expected = next_draws(agent)
+        resumed = SoftActorCriticAgent(spec, Path(folder.name))
+        self.addCleanup(resumed.close)
+        unrestored = next_draws(resumed)
+        resumed.restore_checkpoint()
+        restored = next_draws(resumed)
+        self.assertEqual(list(restored), list(expected))
+        for stream in expected:
+            with self.subTest(stream=stream):
+                self.assertFalse(np.array_equal(unrestored[stream], expected[stream]))
+                np.testing.assert_array_equal(restored[stream], expected[stream], err_msg=f"{stream} after a restore")
+
+
 class RestoreTest(TempFolderTest):
     def test_acting_after_a_restore_follows_the_restored_phi(self):
         spec = ExperimentSpec.from_yaml(self.spec_path).replace(max_epoch=1)

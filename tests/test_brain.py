@@ -64,9 +64,13 @@ def mlp(weights, x):
     return x @ weights[-2] + weights[-1]
 
 
-def policy(brain, obs, eps):
-    """(a, log pi(a|s)) in float64 with the textbook formula log N(u) - sum log(1 - tanh(u)^2)."""
+def policy(brain, obs, eps, heads=None):
+    """(a, log pi(a|s)) in float64 with the textbook formula log N(u) - sum log(1 - tanh(u)^2).
+
+    heads: {"policy_mu" or "policy_log_std": [kernel, bias]} used instead of phi's weights of that layer."""
     def layer(name):
+        if heads is not None and name in heads:
+            return [np.asarray(v, np.float64) for v in heads[name]]
         return [v.astype(np.float64) for v in brain.phi.get_layer(name).get_weights()]
     trunk, mu_head, log_std_head = layer("phi_mlp"), layer("policy_mu"), layer("policy_log_std")
     hidden = np.maximum(obs @ trunk[0] + trunk[1], 0.0)
@@ -85,12 +89,13 @@ def v_value(model, obs):
     return mlp([v.astype(np.float64) for v in model.get_weights()], obs)[:, 0]
 
 
-def reference_losses(brain, batch, eps, next_eps):
+def reference_losses(brain, batch, eps, next_eps, heads=None):
+    """Every loss of one step, and mean log pi, in float64 (heads: phi's head weights to use, see policy())."""
     spec, alpha = brain.spec, float(brain.alpha)
     obs, act, rew, next_obs, d = (np.asarray(x, np.float64) for x in batch)
     n_samples = spec.num_actor_samples  # eps holds n_samples blocks of one action per state
     obs_k = np.tile(obs, (n_samples, 1))
-    new_act, log_pi = policy(brain, obs_k, eps)
+    new_act, log_pi = policy(brain, obs_k, eps, heads)
     q_new = [q_value(c, obs_k, new_act) for c in brain.critics]
     q_pi = {"single": q_new[0], "clipped": np.minimum(*q_new) if len(q_new) == 2 else None,
             "double": np.mean(q_new, axis=0)}[spec.q_backup]
@@ -104,7 +109,7 @@ def reference_losses(brain, batch, eps, next_eps):
         v_target = np.mean((q_pi - alpha * log_pi).reshape(n_samples, -1), axis=0)
         out["v_loss"] = 0.5 * np.mean((v - v_target) ** 2)
     else:
-        next_act, next_log_pi = policy(brain, next_obs, next_eps)
+        next_act, next_log_pi = policy(brain, next_obs, next_eps, heads)
         q_next = [q_value(f, next_obs, next_act) for f in brain.frozen_critics]
         if spec.q_backup == "double":
             q_next = q_next[::-1]
@@ -114,6 +119,26 @@ def reference_losses(brain, batch, eps, next_eps):
     for i, critic in enumerate(brain.critics):
         y = spec.reward_scaling * rew + spec.discount_factor * (1 - d) * v_next[i]
         out[f"q{i + 1}_loss"] = 0.5 * np.mean((q_value(critic, obs, act) - y) ** 2)
+    return out
+
+
+def reference_metrics(brain, batch, eps, next_eps):
+    """reference_losses and the monitoring metrics of a step, in float64: mean Q_theta_i(s, a), mean V_psi(s) and
+    mean frozen_V_psi(s') (v1), alpha, and J(alpha) = -log_alpha * mean(log pi + target_entropy) when learned."""
+    spec = brain.spec
+    out = reference_losses(brain, batch, eps, next_eps)
+    obs, act, _, next_obs, _ = (np.asarray(x, np.float64) for x in batch)
+    for i, critic in enumerate(brain.critics):
+        out[f"q{i + 1}_mean"] = np.mean(q_value(critic, obs, act))
+    if spec.variant == "v1":
+        out["v_mean"] = np.mean(v_value(brain.V_psi, obs))
+        out["frozen_v_mean"] = np.mean(v_value(brain.frozen_V_psi, next_obs))
+    if spec.learns_alpha:
+        log_alpha = float(brain.log_alpha.numpy())
+        out["alpha"] = np.exp(log_alpha)
+        out["alpha_loss"] = -log_alpha * (out["log_pi_mean"] + brain_target_entropy(spec, brain.act_dim))
+    else:
+        out["alpha"] = spec.alpha
     return out
 
 
@@ -175,6 +200,8 @@ class LossesMatchHandComputationTest(unittest.TestCase):
 class IndependentUpdate:
     """SAC updates written again from DESIGN.md's formulas, on copies of a brain's networks: each loss in its
     own GradientTape with the targets computed outside it, log pi from tfp's Normal, and Adam written out.
+    The targets start as copies of the brain's online networks (psi_bar = psi, theta_bar_i = theta_i), not of
+    its frozen ones: a brain whose frozen networks start elsewhere diverges from this reference.
     Draws its noise from a copy of the brain's generator, in the brain's order (eps, then next_eps)."""
 
     ADAM_BETA_1, ADAM_BETA_2, ADAM_EPSILON = 0.9, 0.999, 1e-7  # FusedAdam's defaults
@@ -187,10 +214,10 @@ class IndependentUpdate:
         self.spec, self.act_dim = brain.spec, brain.act_dim
         self.phi, self.critics = copy(brain.phi), [copy(critic) for critic in brain.critics]
         if self.spec.variant == "v1":
-            self.V_psi, self.frozen_V_psi = copy(brain.V_psi), copy(brain.frozen_V_psi)
+            self.V_psi, self.frozen_V_psi = copy(brain.V_psi), copy(brain.V_psi)
             self.target_pairs = [(self.V_psi, self.frozen_V_psi)]
         else:
-            self.frozen_critics = [copy(frozen) for frozen in brain.frozen_critics]
+            self.frozen_critics = [copy(critic) for critic in brain.critics]
             self.target_pairs = list(zip(self.critics, self.frozen_critics, strict=True))
         self.log_alpha = tf.Variable(float(brain.log_alpha)) if self.spec.learns_alpha else None
         self.adam: dict[str, dict] = {}  # per loss: step count t and the moments m, v of each variable
@@ -347,6 +374,25 @@ class TrainStepTest(unittest.TestCase):
         moved = [not np.array_equal(a, b) for a, b in zip(frozen, frozen[1:], strict=False)]
         self.assertEqual(moved, [False, False, True, False, False, True])
 
+    def test_frozen_networks_start_as_copies_of_the_online_ones(self):
+        # psi_bar = psi (v1), theta_bar_i = theta_i (v2) before any step: other networks of their own, not
+        # trained, holding the same weights.
+        for changes in ({}, {"variant": "v2"}, {"variant": "v2", "q_backup": "single"}):
+            brain = tiny_brain(**changes)
+            if brain.spec.variant == "v1":
+                pairs = [(brain.V_psi, brain.frozen_V_psi)]
+            else:
+                pairs = list(zip(brain.critics, brain.frozen_critics, strict=True))
+                self.assertEqual(len(pairs), 1 if brain.spec.q_backup == "single" else 2)
+            for online, frozen in pairs:
+                with self.subTest(**changes, frozen=frozen.name):
+                    self.assertIsNot(frozen, online)
+                    self.assertEqual(frozen.trainable_variables, [])
+                    weights = frozen.get_weights()
+                    self.assertEqual(len(weights), len(online.get_weights()))
+                    for got, expected in zip(weights, online.get_weights(), strict=True):
+                        np.testing.assert_array_equal(got, expected)
+
     def test_v2_frozen_critics_track_the_critics(self):
         brain = tiny_brain(variant="v2", target_smoothing_coefficient=1.0)
         brain.train_step(random_batch(np.random.default_rng(0), 16))
@@ -361,16 +407,33 @@ class TrainStepTest(unittest.TestCase):
         for a, b in zip(before, brain.phi.get_weights(), strict=True):
             np.testing.assert_array_equal(a, b)
 
-    def test_gradients_reach_mu_and_log_std_heads(self):
+    def test_actor_gradient_of_the_mu_and_log_std_heads_equals_finite_differences(self):
+        # d pi_loss / d (kernel, bias) of each head against central differences of the float64 hand computation:
+        # a gradient cut anywhere on a path to a head (through u = mu + std * eps, tanh's Jacobian, Q(s, a~) or
+        # log N) changes it. The float32 gradient and the float64 differences agree to about 1e-6 relative here.
         brain = tiny_brain()
         batch = random_batch(np.random.default_rng(0), 16)
         eps = np.random.default_rng(1).normal(size=(16, ACT_DIM)).astype(np.float32)
         with tf.GradientTape() as tape:
             pi_loss = brain.compute_losses(*batch, eps, eps)["pi_loss"]
         variables = brain.phi.trainable_variables
-        for variable, gradient in zip(variables, tape.gradient(pi_loss, variables), strict=True):
-            if "policy_mu" in variable.path or "policy_log_std" in variable.path:
-                self.assertGreater(float(tf.reduce_max(tf.abs(gradient))), 0.0, variable.path)
+        gradients = dict(zip([v.path for v in variables], tape.gradient(pi_loss, variables), strict=True))
+        step = 1e-6
+        for head in ("policy_mu", "policy_log_std"):
+            weights = [w.astype(np.float64) for w in brain.phi.get_layer(head).get_weights()]
+            for index, (name, weight) in enumerate(zip(("kernel", "bias"), weights, strict=True)):
+                numeric = np.zeros_like(weight)
+                for position in np.ndindex(weight.shape):
+                    losses = []
+                    for sign in (1.0, -1.0):
+                        moved = [w.copy() for w in weights]
+                        moved[index][position] += sign * step
+                        losses.append(reference_losses(brain, batch, eps, eps, heads={head: moved})["pi_loss"])
+                    numeric[position] = (losses[0] - losses[1]) / (2 * step)
+                self.assertGreater(np.abs(numeric).max(), 1e-3, f"{head}/{name}")  # the head does move the loss
+                got = gradients[f"{head}/{name}"].numpy()
+                np.testing.assert_allclose(got, numeric, rtol=1e-5, atol=1e-6 * np.abs(numeric).max(),
+                                           err_msg=f"{head}/{name}")
 
     def test_train_step_runs_the_graph_traced_at_construction(self):
         # The losses' Python code runs only while the update is traced: once when the brain is built, never
@@ -390,14 +453,32 @@ class TrainStepTest(unittest.TestCase):
                 brain.train_step(random_batch(rng, size))
         self.assertEqual(len(calls), 1)
 
-    def test_metrics_are_finite_scalars_named_in_update_metrics(self):
-        for changes in ({}, {"variant": "v2", "alpha": "auto"}, {"actor_gradient": "reinforce",
-                                                                 "num_actor_samples": 4}):
-            metrics = tiny_brain(**changes).train_step(random_batch(np.random.default_rng(0), 16))
-            self.assertLessEqual(set(metrics) - {"all_finite"}, set(UPDATE_METRICS), changes)
-            for key, value in metrics.items():
-                self.assertEqual(value.shape, (), key)
-                self.assertTrue(np.isfinite(float(value)), f"{changes} {key}")
+    def test_metrics_are_the_variants_losses_and_means_before_the_step(self):
+        """Exactly the variant's metrics, each a scalar named in UPDATE_METRICS (progress.csv's columns) and equal
+        to its hand computation at the weights before the step, with the noise the step draws."""
+        v1 = {"q1_loss", "q2_loss", "q1_mean", "q2_mean", "v_loss", "v_mean", "frozen_v_mean", "pi_loss",
+              "log_pi_mean", "alpha"}
+        v2_learned_alpha = {"q1_loss", "q2_loss", "q1_mean", "q2_mean", "pi_loss", "alpha_loss", "log_pi_mean",
+                            "alpha"}
+        for changes, names in (({}, v1), ({"variant": "v2", "alpha": "auto"}, v2_learned_alpha),
+                               ({"actor_gradient": "reinforce", "num_actor_samples": 4}, v1)):
+            with self.subTest(**changes):
+                brain = tiny_brain(**changes)
+                if brain.spec.learns_alpha:
+                    brain.log_alpha.assign(0.4)  # alpha and its loss away from their values at log_alpha = 0
+                batch = random_batch(np.random.default_rng(0), 16)
+                noise = tf.random.Generator.from_state(brain.noise.state.numpy(), brain.noise.algorithm)
+                eps = noise.normal([brain.spec.num_actor_samples * 16, ACT_DIM]).numpy()
+                next_eps = noise.normal([16, ACT_DIM]).numpy()
+                expected = reference_metrics(brain, batch, eps, next_eps)
+                metrics = brain.train_step(batch)
+                self.assertEqual(set(metrics), names | {"all_finite"})
+                self.assertLessEqual(names, set(UPDATE_METRICS))
+                self.assertIs(bool(metrics["all_finite"]), True)
+                for key in names:
+                    self.assertEqual(metrics[key].shape, (), key)
+                    self.assertAlmostEqual(float(metrics[key]), expected[key],
+                                           delta=1e-4 * max(1.0, abs(expected[key])), msg=key)
 
 
 class TrainStepsTest(unittest.TestCase):
@@ -448,9 +529,26 @@ class TrainStepsTest(unittest.TestCase):
                                        num_actor_samples=3)
 
     def test_one_minibatch_is_one_train_step(self):
-        brain = tiny_brain()
-        brain.train_steps(filled_buffer().sample(16, num_batches=1))
-        brain.train_steps(filled_buffer().sample(16))
+        """train_steps on one minibatch (num_batches=1, or rows of shape (batch, width)) is train_step on that
+        minibatch, bit for bit: metrics, weights, Adam moments, noise state; and the NumPy actor the agent acts
+        with (built before the update, as the agent's acting builds it) follows phi."""
+        spec = ExperimentSpec(**TINY)
+        brain, reference = SoftActorCriticBrain(spec, OBS_DIM, ACT_DIM), SoftActorCriticBrain(spec, OBS_DIM, ACT_DIM)
+        buffer = filled_buffer()
+        obs = np.random.default_rng(1).normal(size=(4, OBS_DIM)).astype(np.float32)
+        one, single = buffer.sample(16, num_batches=1), buffer.sample(16)
+        for minibatches, minibatch in ((one, one[0]), (single, single)):
+            for acting in (brain, reference):
+                acting.numpy_actor()  # the agent acts between two updates: its NumPy actor is built by now
+            metrics, expected = brain.train_steps(minibatches), reference.train_step(minibatch)
+            self.assertEqual(set(metrics), set(expected))
+            for key in expected:
+                np.testing.assert_array_equal(metrics[key].numpy(), expected[key].numpy(), err_msg=key)
+            values, expected_values = checkpointed_values(brain), checkpointed_values(reference)
+            self.assertEqual(list(values), list(expected_values))
+            for name in expected_values:
+                np.testing.assert_array_equal(values[name], expected_values[name], err_msg=name)
+            np.testing.assert_allclose(brain.numpy_actor()(obs), np.tanh(brain.phi(obs)[0].numpy()), atol=1e-6)
         self.assertEqual(int(brain.gradient_step), 2)
 
     @pytest.mark.slow  # XLA compiles

@@ -19,7 +19,8 @@ from blocAndTools.errors import UserInputError
 from blocAndTools.run_logging import PROGRESS_COLUMNS
 from SoftActorCritic import load_policy
 from SoftActorCritic.experiment_runner import experiments_dir, resolve_spec
-from tests.helpers import REPO, TempFolderTest, latest_checkpoint_steps, run_cli, run_command, wait_for, write_spec
+from tests.helpers import (REPO, TempFolderTest, latest_checkpoint_steps, progress_rows, run_cli, run_command,
+                           wait_for, write_spec)
 from tests.helpers import TINY_SPEC as TINY_SPEC_FIELDS
 
 TINY_SPEC = yaml.safe_dump(TINY_SPEC_FIELDS, sort_keys=False)  # as text, for modules that edit it
@@ -270,45 +271,63 @@ class CustomEnvironmentTest(unittest.TestCase):
 
 
 class ResumeTest(TempFolderTest):
+    def long_run_spec(self) -> Path:
+        """TINY_SPEC with more epochs than any test waits for (and a pool that holds them all): a signal sent once
+        the awaited event happened lands mid-run however slow or fast the machine. A resume then sets max_epoch."""
+        return write_spec(self.root / "long.yaml", max_epoch=1000, pool_capacity=200_000)
+
     @pytest.mark.slow  # a training process killed, then resumed
     def test_sigkill_after_first_checkpoint_then_resume_continues_from_it(self):
         run_dir = self.root / "run"
-        process = start_training(self.spec_path, run_dir)
+        process = start_training(self.long_run_spec(), run_dir)
         try:
-            wait_for(lambda: latest_checkpoint_steps(run_dir) is not None or process.poll() is not None, 180,
-                     "the first checkpoint")
+            wait_for(lambda: latest_checkpoint_steps(run_dir) is not None, 300, "the first checkpoint", process)
         finally:
             process.kill()
-            process.wait()
+            process.communicate()
         steps = latest_checkpoint_steps(run_dir)
-        self.assertIsNotNone(steps, "no checkpoint before the process ended")
+        epochs = steps // 200  # checkpoints come at the end of epochs of 200 steps
+        self.assertEqual(steps, 200 * epochs)
         saved, _ = ReplayBuffer.read_chunks(run_dir / "checkpoints" / f"replay_buffer-{steps}.json")
 
-        status, out, err = run_cli("train", "--resume", "--run-dir", str(run_dir))
+        end = epochs + 2
+        status, out, err = run_cli("train", "--resume", "--run-dir", str(run_dir), "--set", f"max_epoch={end}")
         self.assertEqual(status, 0, err)
         self.assertIn(f"({steps} env steps)", out)
         progress = pd.read_csv(run_dir / "progress.csv")
-        self.assertEqual(progress["epoch"].tolist(), [1, 2, 3])
-        self.assertEqual(progress["env_steps"].tolist(), [200, 400, 600])
-        final, _ = ReplayBuffer.read_chunks(run_dir / "checkpoints" / "replay_buffer-600.json")
-        self.assertEqual(len(final), 600)
+        self.assertEqual(progress["epoch"].tolist(), list(range(1, end + 1)))
+        self.assertEqual(progress["env_steps"].tolist(), [200 * epoch for epoch in range(1, end + 1)])
+        final, _ = ReplayBuffer.read_chunks(run_dir / "checkpoints" / f"replay_buffer-{200 * end}.json")
+        self.assertEqual(len(final), 200 * end)
         np.testing.assert_array_equal(final.obs[:len(saved)], saved.obs[:len(saved)])
         np.testing.assert_array_equal(final.rew[:len(saved)], saved.rew[:len(saved)])
 
     @pytest.mark.slow  # a training process stopped, then resumed
-    def test_sigterm_saves_a_checkpoint_and_exits_130(self):
+    def test_sigterm_after_the_first_epoch_saves_a_checkpoint_and_exits_130(self):
         run_dir = self.root / "run"
-        process = start_training(self.spec_path, run_dir)
-        wait_for(lambda: (run_dir / "progress.csv").exists() or process.poll() is not None, 180,
-                 "the first epoch")
-        process.send_signal(signal.SIGTERM)
-        _, err = process.communicate(timeout=120)
+        process = start_training(self.long_run_spec(), run_dir)
+        try:
+            wait_for(lambda: progress_rows(run_dir) >= 1, 300, "epoch 1's row in progress.csv", process)
+            process.send_signal(signal.SIGTERM)
+            _, err = process.communicate(timeout=120)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
         self.assertEqual(process.returncode, 130, err[-2000:])
-        self.assertIn("checkpoint saved at env step", err)
-        self.assertIsNotNone(latest_checkpoint_steps(run_dir))
-        status, _, err = run_cli("train", "--resume", "--run-dir", str(run_dir))
+        steps = latest_checkpoint_steps(run_dir)
+        self.assertGreaterEqual(steps, 200)  # at the stop, after epoch 1's checkpoint
+        self.assertIn(f"checkpoint saved at env step {steps}", err)
+        epochs = steps // 200  # epochs of 200 steps completed before the stop
+        before = pd.read_csv(run_dir / "progress.csv")
+        self.assertEqual(before["epoch"].tolist(), list(range(1, epochs + 1)))
+
+        end = epochs + 2
+        status, _, err = run_cli("train", "--resume", "--run-dir", str(run_dir), "--set", f"max_epoch={end}")
         self.assertEqual(status, 0, err)
-        self.assertEqual(pd.read_csv(run_dir / "progress.csv")["epoch"].tolist(), [1, 2, 3])
+        progress = pd.read_csv(run_dir / "progress.csv")
+        self.assertEqual(progress["epoch"].tolist(), list(range(1, end + 1)))
+        pd.testing.assert_frame_equal(progress.iloc[:epochs], before)  # the rows before the stop are kept as they were
 
     @pytest.mark.slow  # three trainings
     def test_resume_at_an_epoch_boundary_reproduces_the_uninterrupted_run(self):

@@ -138,6 +138,23 @@ class AddBatchTest(unittest.TestCase):
         assert_same_contents(self, buffer, filled(5, 3))
 
 
+def chi_square_statistic(counts: np.ndarray) -> float:
+    """Pearson's statistic of counts against equal expected counts."""
+    expected = counts.sum() / len(counts)
+    return float(((counts - expected) ** 2 / expected).sum())
+
+
+def chi_square_critical(dof: int) -> float:
+    """The 1% critical value of the chi-square distribution with dof degrees of freedom."""
+    try:
+        from scipy.stats import chi2
+        return float(chi2.ppf(0.99, dof))
+    except ImportError:
+        # Wilson-Hilferty: (X/k)^(1/3) is ~ normal(1 - 2/(9k), 2/(9k)); z(0.99) = 2.3263.
+        h = 2 / (9 * dof)
+        return dof * (1 - h + 2.326348 * math.sqrt(h)) ** 3
+
+
 class SampleTest(unittest.TestCase):
     def test_sample_returns_minibatch_of_requested_shapes(self):
         batch = filled(50, 20).sample(8)
@@ -173,17 +190,7 @@ class SampleTest(unittest.TestCase):
         for _ in range(4000):
             ks = buffer.sample(50).obs[:, 0].astype(int)
             counts += np.bincount(ks, minlength=50)
-        expected = counts.sum() / 50
-        statistic = float(((counts - expected) ** 2 / expected).sum())
-        dof = 49
-        try:
-            from scipy.stats import chi2
-            critical = float(chi2.ppf(0.99, dof))
-        except ImportError:
-            # Wilson-Hilferty: (X/k)^(1/3) is ~ normal(1 - 2/(9k), 2/(9k)); z(0.99) = 2.3263.
-            h = 2 / (9 * dof)
-            critical = dof * (1 - h + 2.326348 * math.sqrt(h)) ** 3
-        self.assertLess(statistic, critical)
+        self.assertLess(chi_square_statistic(counts), chi_square_critical(dof=49))
 
     def test_same_seed_gives_same_samples(self):
         a, b = filled(50, 30, seed=7), filled(50, 30, seed=7)
@@ -200,13 +207,19 @@ class SampleTest(unittest.TestCase):
             self.assertFalse(np.shares_memory(x, y), name)
             self.assertFalse(np.shares_memory(x, getattr(buffer, name)), name)
 
-    def test_consecutive_minibatches_are_not_identical(self):
-        buffer = filled(1000, 1000)
-        previous = buffer.sample(64)
-        for _ in range(20):
-            current = buffer.sample(64)
-            self.assertFalse(np.array_equal(previous.obs, current.obs))
-            previous = current
+    def test_draws_are_independent_within_and_across_minibatches(self):
+        """Chi-square at 1% over the 100 ordered pairs of 10 held transitions, for disjoint pairs of draws: neighbours
+        in a minibatch (positions 0-1, 2-3, ...), and the same position in minibatches 2t and 2t + 1. Independent
+        uniform draws make each pair equally likely; a sampler that repeats or cycles through minibatches, or draws
+        runs of neighbouring slots, does not."""
+        buffer = filled(10, 10, seed=4)
+        ks = np.array([buffer.sample(10).obs[:, 0] for _ in range(4000)]).astype(int)  # (minibatch, position)
+        pairs = {"neighbours in a minibatch": (ks[:, 0::2], ks[:, 1::2]),
+                 "consecutive minibatches": (ks[0::2], ks[1::2])}
+        for name, (first, second) in pairs.items():
+            counts = np.bincount((10 * first + second).ravel(), minlength=100)
+            self.assertEqual(counts.sum(), 20_000, name)
+            self.assertLess(chi_square_statistic(counts), chi_square_critical(dof=99), name)
 
     def test_mutating_a_sample_changes_neither_buffer_nor_next_sample(self):
         buffer, twin = filled(100, 100, seed=3), filled(100, 100, seed=3)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.helpers import REPO, run_cli, wait_for
+from tests.helpers import REPO, progress_rows, run_cli, wait_for
 
 # Before Ray's first import in this process (it reads the variable then): Ray on 127.0.0.1 only.
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
@@ -185,11 +185,16 @@ class FaultsTest(SweepTestCase):
         self.assertEqual(runs[1]["status"], "finished")
 
     def test_ctrl_c_checkpoints_the_running_trial_and_resume_skips_finished_ones(self):
+        from SoftActorCritic.sweeps import STOP_FLAG
+
         sweep = self.root / "sweep"
-        # epochs of 1000 steps: the second trial is still running when Ctrl-C comes after its first epoch
+        # Ctrl-C after the second trial's first epoch, while that trial is held still (SIGSTOP) until the driver has
+        # written the stop flag: it lands mid-trial whatever the machine's speed. The trial goes on once the flag is
+        # there, sees it within STOP_CHECK_STEPS steps, checkpoints and stops.
         driver = start_cli("train", "--spec", str(self.spec_path), "--set", "reward_scaling=[1, 5]", "--set",
                            "max_epoch=3", "--set", "timestep_per_epoch=1000", "--backend", "ray", "--max-concurrent",
                            "1", "--run-dir", str(sweep), cwd=self.root)
+        held = None  # the pid of the trial process while it is stopped
         try:
             def second_run_started():
                 runs = run_folders(sweep)
@@ -197,11 +202,19 @@ class FaultsTest(SweepTestCase):
                     and sessions(runs[1])
             wait_for(second_run_started, 300, "the second trial", driver)
             first, second = run_folders(sweep)
-            wait_for(lambda: (second / "checkpoints" / "checkpoint").is_file(), 120, "the second trial's first epoch",
-                     driver)
+            wait_for(lambda: progress_rows(second) >= 1, 240, "the second trial's first progress row", driver)
+            held = sessions(second)[-1]["pid"]
+            os.kill(held, signal.SIGSTOP)
+            self.assertLess(progress_rows(second), 3, "the second trial ended before it was held")
+            self.assertEqual(sessions(second)[-1]["status"], "running")
             driver.send_signal(signal.SIGINT)
+            wait_for(lambda: (sweep / STOP_FLAG).is_file(), 60, "the driver's stop flag", driver)
+            os.kill(held, signal.SIGCONT)
+            held = None
             output, _ = driver.communicate(timeout=240)
         finally:
+            if held is not None:
+                os.kill(held, signal.SIGCONT)
             driver.kill()
         self.assertEqual(driver.returncode, 130, output[-3000:])
         self.assertLess(len(pd.read_csv(second / "progress.csv")), 3)  # stopped mid-run
