@@ -1,27 +1,43 @@
 """The summary of a sweep or search folder: summary.csv (one row per grid point) and its table.
 
 Reads the run folders (spec.yaml, progress.csv) only, whichever backend trained them: a grid point
-is the runs whose specs differ in nothing but name, description and seed. Also used by `plot` (one
-curve per grid point) and by `tune` (its best trial).
+is the runs whose specs differ in nothing but name, description and seed. Each run is scored by its
+final eval return (its last evaluation) and its AUC (the mean of all its evaluations); a point's row
+gives their IQM over its runs with a 95% stratified bootstrap interval (blocAndTools.statistics, seed 0:
+the same runs give the same interval; none with one run). Also used by `plot` (one curve per grid
+point), `compare` (two sets of runs) and `tune` (its best trial).
 """
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from blocAndTools.errors import UserInputError
+
 if TYPE_CHECKING:
     import pandas as pd
 
     from blocAndTools.experiment_spec import ExperimentSpec
+    from blocAndTools.statistics import Interval
 
 SUMMARY = "summary.csv"
+METRIC = "eval_return_mean"  # the progress.csv column that scores a run
 # Spec fields that never make two runs different grid points.
 NOT_A_GRID_FIELD = ("name", "description", "seed")
+
+
+def find_runs(folder: Path) -> list[Path]:
+    """The run folders (holding progress.csv) at or under folder; hidden folders (a sweep's .ray_tune) are not runs."""
+    runs = sorted(path.parent for path in Path(folder).rglob("progress.csv")
+                  if not any(part.startswith(".") for part in path.relative_to(folder).parts))
+    if not runs:
+        raise UserInputError(f"no progress.csv at or under {str(folder)!r}")
+    return runs
 
 
 def read_run(run_dir: Path) -> tuple[dict[str, Any], pd.DataFrame] | None:
@@ -34,6 +50,37 @@ def read_run(run_dir: Path) -> tuple[dict[str, Any], pd.DataFrame] | None:
     except (OSError, yaml.YAMLError, pd.errors.ParserError, pd.errors.EmptyDataError):
         return None
     return (spec, progress) if len(progress) else None
+
+
+def run_scores(progress: pd.DataFrame, metric: str = METRIC) -> tuple[float, float] | None:
+    """(final, AUC) of one run: its last evaluation of `metric` and the mean of all its evaluations; None if none.
+
+    The mean over evaluations is the area under the learning curve divided by its length (evaluations are evenly
+    spaced: one per epoch), so a run that learns early scores higher than one that ends at the same return.
+    """
+    values = progress[metric].dropna()
+    return (float(values.iloc[-1]), float(values.mean())) if len(values) else None
+
+
+def interval_columns(prefix: str, interval: Interval | None) -> dict[str, float]:
+    """An interval as the table columns prefix, prefix_ci_low, prefix_ci_high: NaN bounds (an empty CSV cell) for one
+    run, all NaN for None (no run)."""
+    if interval is None:
+        return {prefix: math.nan, f"{prefix}_ci_low": math.nan, f"{prefix}_ci_high": math.nan}
+    return {prefix: interval.point, f"{prefix}_ci_low": math.nan if interval.low is None else interval.low,
+            f"{prefix}_ci_high": math.nan if interval.high is None else interval.high}
+
+
+def interval_cell(row: Mapping[str, Any], prefix: str, digits: int = 1) -> str:
+    """'point [low, high]' from a row's interval_columns (a DataFrame row, or one read back from a CSV); 'point [–]'
+    with one run, '-' with none."""
+    from blocAndTools.statistics import Interval, format_interval  # scipy: only when a summary is made
+
+    point, low, high = (float(row[f"{prefix}{suffix}"]) for suffix in ("", "_ci_low", "_ci_high"))
+    if math.isnan(point):
+        return "-"
+    bounds = (None, None) if math.isnan(low) or math.isnan(high) else (low, high)
+    return format_interval(Interval(point, *bounds, runs=0), digits)  # runs: not shown
 
 
 def _point_key(spec: dict[str, Any]) -> str:
@@ -75,25 +122,31 @@ def short_value(value: Any) -> str:
 
 
 def summarize(run_dirs: Sequence[Path]) -> pd.DataFrame:
-    """One row per grid point: varied fields, seeds, env steps, final and best eval return (mean, min, max).
+    """One row per grid point: varied fields, seeds, runs, env steps, IQM [95% CI] of the final eval return and of
+    its AUC, final and best eval return (mean, min, max).
 
-    Final: each seed's last evaluated epoch; best: each seed's highest eval return; the row gives
-    their mean, min and max over the seeds. Runs without any epoch yet are left out.
+    seeds: the point's run folders with at least one epoch (others are left out); runs: those with an evaluation,
+    the n of every statistic (the same unless max_eval_trj is 0). Final: each run's last evaluation; AUC: each
+    run's mean over its evaluations (run_scores); best: each run's highest eval return.
     """
     import pandas as pd
+
+    from blocAndTools.statistics import iqm_interval  # scipy: only when a summary is made, off `sac --help`
 
     runs = [path for path in run_dirs if read_run(Path(path)) is not None]
     varied, points = group_runs(runs)
     rows = []
     for spec, folders in points:
         frames = [read_run(folder)[1] for folder in folders]
-        evals = [frame["eval_return_mean"].dropna() for frame in frames]
-        final = [values.iloc[-1] for values in evals if len(values)]
-        best = [values.max() for values in evals if len(values)]
+        scores = [score for score in map(run_scores, frames) if score is not None]
+        final, auc = [final for final, _ in scores], [auc for _, auc in scores]
+        best = [float(frame[METRIC].max()) for frame in frames if frame[METRIC].notna().any()]
         row = {key: short_value(spec.get(key)) for key in varied}
-        row.update({"point": spec.get("name", ""), "seeds": len(frames),
+        row.update({"point": spec.get("name", ""), "seeds": len(frames), "runs": len(scores),
                     "env_steps": int(min(frame["env_steps"].iloc[-1] for frame in frames)),
                     "epochs": int(min(len(frame) for frame in frames))})
+        for name, values in (("final", final), ("auc", auc)):  # seed 0: the same runs give the same interval
+            row.update(interval_columns(f"{name}_iqm", iqm_interval(values) if values else None))
         for name, values in (("final", final), ("best", best)):
             row[f"{name}_eval_return_mean"] = float(sum(values) / len(values)) if values else math.nan
             row[f"{name}_eval_return_min"] = float(min(values)) if values else math.nan
@@ -116,20 +169,25 @@ def print_summary(table: pd.DataFrame, title: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from blocAndTools.statistics import DASH
+
     console = Console()
     if not console.is_terminal:  # a pipe or a log file: never cut a cell (rich would squeeze into 80 columns)
         console = Console(width=10_000)
-    view = Table(title=title, title_justify="left", caption="eval returns: mean over seeds (min to max)",
-                 caption_justify="left")
-    fixed = {"point", "seeds", "env_steps", "epochs", "wall_time_s"}
-    varied = [column for column in table.columns if column not in fixed and "eval_return" not in column]
-    for column in varied + ["seeds", "env steps", "final eval return", "best eval return", "wall time"]:
+    view = Table(title=title, title_justify="left", caption_justify="left",
+                 caption=f"eval return of each run: final = its last evaluation, AUC = the mean of its evaluations, "
+                         f"best = its highest; IQM over the n runs [95% bootstrap CI] ({DASH}: one run, no interval)")
+    fixed = {"point", "seeds", "runs", "env_steps", "epochs", "wall_time_s"}
+    varied = [column for column in table.columns
+              if column not in fixed and "eval_return" not in column and "_iqm" not in column]
+    for column in varied + ["n", "env steps", "final: IQM [95% CI]", "AUC: IQM [95% CI]", "final: min to max",
+                            "best: mean", "wall time"]:
         view.add_column(column, justify="left" if column in varied else "right", no_wrap=column not in varied)
     for _, row in table.iterrows():
-        spread = {name: f"{row[f'{name}_eval_return_mean']:.1f} ({row[f'{name}_eval_return_min']:.1f} to "
-                        f"{row[f'{name}_eval_return_max']:.1f})" for name in ("final", "best")}
-        view.add_row(*[str(row[column]) for column in varied], str(row["seeds"]), str(row["env_steps"]),
-                     spread["final"], spread["best"], f"{row['wall_time_s'] / 60:.1f} min")
+        view.add_row(*[str(row[column]) for column in varied], str(row["runs"]), str(row["env_steps"]),
+                     interval_cell(row, "final_iqm"), interval_cell(row, "auc_iqm"),
+                     f"{row['final_eval_return_min']:.1f} to {row['final_eval_return_max']:.1f}",
+                     f"{row['best_eval_return_mean']:.1f}", f"{row['wall_time_s'] / 60:.1f} min")
     console.print(view)
 
 

@@ -33,8 +33,9 @@ SB3's child is stopped; SIGINT / SIGTERM to this script do the same. Rerun the s
 
 Outputs per task in benchmarks/results/learning/<task>/ (small files, committed):
   evaluations.csv  library, seed, env_steps, eval_return_mean, eval_return_std, complete (run finished)
-  curves.png       eval return against env steps: per library the mean over seeds and the min-max band
-  table.md         mean / min / max over seeds at several budgets (only seeds that reached the budget)
+  curves.png       eval return against env steps: per library the IQM over seeds and its 95% bootstrap CI band
+  table.md         per budget: each library's IQM [95% CI] over the seeds that reached it, n, and
+                   P(project > SB3) [95% CI] (blocAndTools.statistics, seed 0)
   command.txt      this command, and every run's command and status
 Exit status: 0 done (or stopped by --max-minutes), 1 a run failed, 2 bad input, 130 interrupted.
 """
@@ -45,6 +46,7 @@ import contextlib
 import datetime
 import fcntl
 import json
+import math
 import os
 import shlex
 import shutil
@@ -58,9 +60,13 @@ from pathlib import Path
 
 try:
     from benchmarks.report import print_table, save_results, wide_console
+    from blocAndTools.atomic_files import write_text_atomically
     from blocAndTools.errors import UserInputError
     from blocAndTools.experiment_spec import ExperimentSpec
     from blocAndTools.seeding import episode_seeds
+    from blocAndTools.statistics import iqm_interval, probability_of_improvement
+    from SoftActorCritic.plotting import band_curve, draw_curve
+    from SoftActorCritic.sweep_summary import interval_cell, interval_columns
 except ModuleNotFoundError:
     print("run it from the repository root as `python -m benchmarks.learning_benchmark` (the project must be "
           "importable)", file=sys.stderr)
@@ -89,7 +95,7 @@ class Task:
     steps: int
     seeds: int
     sb3_learning_starts: int
-    budgets: tuple[int, ...]  # env steps at which the table reports mean / min / max
+    budgets: tuple[int, ...]  # env steps at which the table reports IQM [95% CI] and P(project > SB3)
     overrides: tuple[str, ...] = ()  # extra --set values of our runs
 
 
@@ -194,9 +200,7 @@ def write_record(run: Run, evaluations: list[dict], finished: bool, extra: dict 
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {"library": run.library, "task": run.task, "seed": run.seed, "finished": finished,
               "config": run.config, "command": display(run.command), "evaluations": evaluations, **(extra or {})}
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(record, indent=1) + "\n")
-    temporary.replace(path)
+    write_text_atomically(path, json.dumps(record, indent=1) + "\n")
 
 
 def project_evaluations(run_dir: Path) -> list[dict]:
@@ -374,58 +378,68 @@ def assemble(runs: list[Run]) -> pd.DataFrame:
 
 
 def budget_table(frame: pd.DataFrame, budgets: tuple[int, ...]) -> pd.DataFrame:
-    """Per library and budget: seeds that reached it, mean / min / max of their eval return there."""
+    """One row per budget that a seed reached: per library n (seeds that reached it) and the IQM of their eval return
+    there with its 95% bootstrap interval; P(project > SB3) with its interval when both libraries reached it.
+
+    Columns <library>_n and sweep_summary.interval_columns <library>_iqm(_ci_low, _ci_high), p(_ci_low, _ci_high):
+    NaN where a library has no seed there, NaN bounds for an interval over one seed.
+    """
     rows = []
-    for library in [name for name in LIBRARIES if name in set(frame["library"])]:
-        own = frame[frame["library"] == library]
-        for budget in budgets:
-            values = own.loc[own["env_steps"] == budget, "eval_return_mean"]
-            if values.empty:
-                continue
-            rows.append({"library": library, "env_steps": budget, "seeds": int(values.size),
-                         "mean": float(values.mean()), "min": float(values.min()), "max": float(values.max())})
-    return pd.DataFrame(rows, columns=["library", "env_steps", "seeds", "mean", "min", "max"])
+    for budget in budgets:
+        scores = {library: frame.loc[(frame["library"] == library) & (frame["env_steps"] == budget),
+                                     "eval_return_mean"].to_numpy() for library in LIBRARIES}
+        if not any(values.size for values in scores.values()):
+            continue
+        row = {"env_steps": budget}
+        for library, values in scores.items():
+            row[f"{library}_n"] = values.size if values.size else math.nan
+            row.update(interval_columns(f"{library}_iqm", iqm_interval(values) if values.size else None))
+        both = all(values.size for values in scores.values())
+        row.update(interval_columns("p", probability_of_improvement(scores["project"], scores["sb3"]) if both
+                                    else None))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def budget_cells(row: dict) -> list[str]:
+    """One budget's cells: each library's 'IQM [low, high], n=k' (empty: no seed), then P(project > SB3)."""
+    cells = [f"{interval_cell(row, f'{library}_iqm', digits=0)}, n={int(row[f'{library}_n'])}"
+             if row[f"{library}_n"] > 0 else "" for library in LIBRARIES]
+    return [*cells, interval_cell(row, "p", digits=2) if not math.isnan(row["p"]) else ""]
 
 
 def markdown_table(table: pd.DataFrame, title: str) -> str:
-    """The budget table as markdown: one row per budget, one column group per library."""
-    lines = [f"**{title}** (deterministic eval return, mean of the evaluation episodes; "
-             "mean over seeds (min to max), n = seeds that reached the step)", "",
-             "| env steps | " + " | ".join(LIBRARIES[lib] for lib in LIBRARIES) + " |",
-             "|---|" + "---|" * len(LIBRARIES)]
-    for budget in sorted(set(table["env_steps"])):
-        cells = []
-        for library in LIBRARIES:
-            row = table[(table["library"] == library) & (table["env_steps"] == budget)]
-            cells.append("" if row.empty else
-                         f"{row['mean'].iloc[0]:.0f} ({row['min'].iloc[0]:.0f} to {row['max'].iloc[0]:.0f}), "
-                         f"n={row['seeds'].iloc[0]}")
-        lines.append(f"| {budget:,} | " + " | ".join(cells) + " |")
+    """The budget table as markdown: one row per budget, one column per library, then P(project > SB3)."""
+    lines = [f"**{title}** (deterministic eval return, mean of the evaluation episodes; IQM over seeds "
+             "[95% bootstrap CI], n = seeds that reached the step; P(project > SB3) = the probability that a seed "
+             "of this project scores higher than a seed of SB3 there, 0.5 = no difference)", "",
+             "| env steps | " + " | ".join(LIBRARIES[lib] for lib in LIBRARIES) + " | P(project > SB3) |",
+             "|---|" + "---|" * (len(LIBRARIES) + 1)]
+    for row in table.to_dict("records"):
+        lines.append(f"| {row['env_steps']:,} | " + " | ".join(budget_cells(row)) + " |")
     return "\n".join(lines) + "\n"
 
 
 def plot(frame: pd.DataFrame, title: str, png: Path) -> None:
-    """Per library: mean over seeds against env steps, min-max band (pandas + matplotlib)."""
+    """Per library: the IQM over seeds against env steps and its 95% bootstrap CI band (SoftActorCritic.plotting)."""
     figure, axis = plt.subplots(figsize=(8, 4.6))
     for index, library in enumerate(LIBRARIES):
         own = frame[frame["library"] == library]
         if own.empty:
             continue
-        curve = own.groupby("env_steps")["eval_return_mean"].agg(["mean", "min", "max", "count"])
         seeds = own["seed"].nunique()
         finished = own.groupby("seed")["complete"].all().sum()
         label = f"{LIBRARIES[library]}: {seeds} seed{'s' if seeds > 1 else ''}"
         if finished < seeds:
             label += f" ({seeds - finished} unfinished)"
-        axis.plot(curve.index, curve["mean"], color=f"C{index}", marker="o", markersize=3, label=label)
-        axis.fill_between(curve.index, curve["min"], curve["max"], color=f"C{index}", alpha=0.2)
+        draw_curve(axis, band_curve(own, "eval_return_mean"), f"C{index}", label)
     axis.set_xlabel("environment steps")
     axis.set_ylabel("eval return (deterministic, mean of episodes)")
     axis.ticklabel_format(axis="x", style="plain")
     axis.grid(alpha=0.3)
     if axis.get_legend_handles_labels()[0]:
         axis.legend(fontsize=9)
-    axis.set_title(f"{title}: mean over seeds, min-max band", fontsize=11)
+    axis.set_title(f"{title}: IQM over seeds, 95% bootstrap CI band", fontsize=11)
     figure.tight_layout()
     png.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(png, dpi=100)
@@ -457,9 +471,9 @@ def report(task_name: str, task: Task, runs: list[Run], out_dir: Path, argv: lis
         lines += [f"{run.library} seed {run.seed}: {status}", f"  {display(run.command)}"]
     (folder / "command.txt").write_text("\n".join(lines) + "\n")
     if not quiet:
-        print_table(console, title, ["library", "env steps", "seeds", "mean", "min", "max"],
-                    [[row.library, f"{row.env_steps:,}", row.seeds,
-                      f"{row.mean:.1f}", f"{row.min:.1f}", f"{row.max:.1f}"] for row in table.itertuples()])
+        print_table(console, title, ["env steps", *(f"{library}: IQM [95% CI], n" for library in LIBRARIES),
+                                     "P(project > SB3)"],
+                    [[f"{row['env_steps']:,}", *budget_cells(row)] for row in table.to_dict("records")])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,8 +1,10 @@
-"""benchmarks/learning_benchmark.py without training: records, CSV assembly, budget table, skipping finished runs."""
+"""benchmarks/learning_benchmark.py without training: records, CSV assembly, budget table (IQM, CI, P(project >
+SB3)), plot, skipping finished runs."""
 from __future__ import annotations
 
 import io
 import json
+import math
 import subprocess
 import sys
 import tempfile
@@ -11,9 +13,12 @@ from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from unittest import mock
 
+import numpy as np
 import pandas as pd
+from matplotlib.collections import PolyCollection
 
 from benchmarks import learning_benchmark  # the repository root is on the path of a test run (tests/ is a package)
+from blocAndTools.statistics import iqm_interval, probability_of_improvement
 
 TASK = learning_benchmark.QUICK_TASK  # Pendulum, 600 steps, epochs of 200: three evaluations per run
 
@@ -88,28 +93,65 @@ class TestBudgetTable(unittest.TestCase):
     CSV = """library,seed,env_steps,eval_return_mean,eval_return_std,complete
 project,1,1000,-300,1,True
 project,2,1000,-100,1,True
+project,3,1000,-200,1,False
+project,4,1000,-1000,1,True
+project,5,1000,-150,1,True
 project,1,2000,-150,1,True
 project,2,2000,-120,1,False
-project,3,1000,-200,1,False
+project,1,4000,-80,1,True
 sb3,1,1000,-110,1,True
 sb3,2,1000,-130,1,True
+sb3,3,1000,-500,1,True
+sb3,4,1000,-90,1,True
 sb3,1,2000,-90,1,True
 """
+    PROJECT_1000, SB3_1000 = [-300, -100, -200, -1000, -150], [-110, -130, -500, -90]
 
-    def test_mean_min_max_over_the_seeds_that_reached_each_budget(self) -> None:
-        frame = pd.read_csv(io.StringIO(self.CSV))
-        table = learning_benchmark.budget_table(frame, (1000, 2000, 3000))
-        row = table[(table["library"] == "project") & (table["env_steps"] == 1000)].iloc[0]
-        self.assertEqual((row["seeds"], row["mean"], row["min"], row["max"]), (3, -200, -300, -100))
-        row = table[(table["library"] == "sb3") & (table["env_steps"] == 2000)].iloc[0]
-        self.assertEqual((row["seeds"], row["mean"], row["min"], row["max"]), (1, -90, -90, -90))
-        self.assertEqual(sorted(set(table["env_steps"])), [1000, 2000])  # nobody reached 3000
+    def table(self) -> pd.DataFrame:
+        return learning_benchmark.budget_table(pd.read_csv(io.StringIO(self.CSV)), (1000, 2000, 3000, 4000))
 
-    def test_markdown_table_has_one_row_per_budget_and_both_libraries(self) -> None:
-        table = learning_benchmark.budget_table(pd.read_csv(io.StringIO(self.CSV)), (1000, 2000))
-        text = learning_benchmark.markdown_table(table, "Pendulum")
-        self.assertIn("| 1,000 | -200 (-300 to -100), n=3 | -120 (-130 to -110), n=2 |", text)
-        self.assertIn("| 2,000 | -135 (-150 to -120), n=2 | -90 (-90 to -90), n=1 |", text)
+    def test_iqm_over_the_seeds_that_reached_each_budget_and_the_probability_of_improvement(self) -> None:
+        table = self.table().set_index("env_steps")
+        self.assertEqual(table.index.tolist(), [1000, 2000, 4000])  # nobody reached 3000
+        row = table.loc[1000]
+        self.assertEqual((row["project_n"], row["sb3_n"]), (5, 4))
+        self.assertAlmostEqual(row["project_iqm"], (-300 - 200 - 150) / 3)  # the middle three of five; mean -350
+        self.assertAlmostEqual(row["sb3_iqm"], (-130 - 110) / 2)  # the middle two of four; mean -207.5
+        project = iqm_interval(self.PROJECT_1000)
+        self.assertEqual((row["project_iqm_ci_low"], row["project_iqm_ci_high"]), (project.low, project.high))
+        # P(project > SB3): -300, -200, -150 beat only -500; -100 beats -500, -130, -110; -1000 none: 6 of 20 pairs
+        self.assertAlmostEqual(row["p"], 6 / 20)
+        improvement = probability_of_improvement(self.PROJECT_1000, self.SB3_1000)
+        self.assertEqual((row["p_ci_low"], row["p_ci_high"]), (improvement.low, improvement.high))
+        row = table.loc[2000]  # SB3 has one seed there: no interval for it nor for P
+        self.assertEqual((row["sb3_n"], row["sb3_iqm"], row["p"]), (1, -90, 0.0))
+        self.assertTrue(math.isnan(row["sb3_iqm_ci_low"]) and math.isnan(row["p_ci_low"]))
+        self.assertTrue(math.isnan(table.loc[4000, "sb3_n"]) and math.isnan(table.loc[4000, "p"]))
+
+    def test_markdown_table_has_one_row_per_budget_iqm_ci_n_and_p(self) -> None:
+        text = learning_benchmark.markdown_table(self.table(), "Pendulum")
+        self.assertIn("| env steps | this project (SAC v1) | Stable-Baselines3 SAC | P(project > SB3) |", text)
+        project, sb3 = iqm_interval(self.PROJECT_1000), iqm_interval(self.SB3_1000)
+        improvement = probability_of_improvement(self.PROJECT_1000, self.SB3_1000)
+        self.assertIn(f"| 1,000 | -217 [{project.low:.0f}, {project.high:.0f}], n=5 | "
+                      f"-120 [{sb3.low:.0f}, {sb3.high:.0f}], n=4 | "
+                      f"0.30 [{improvement.low:.2f}, {improvement.high:.2f}] |", text)
+        two = iqm_interval([-150, -120])
+        self.assertIn(f"| 2,000 | -135 [{two.low:.0f}, {two.high:.0f}], n=2 | -90 [–], n=1 | 0.00 [–] |", text)
+        self.assertIn("| 4,000 | -80 [–], n=1 |  |  |", text)
+
+    def test_the_plot_draws_each_librarys_iqm_and_its_band(self) -> None:
+        figures = []
+        with tempfile.TemporaryDirectory() as folder, \
+                mock.patch.object(learning_benchmark.plt, "close", side_effect=figures.append):
+            learning_benchmark.plot(pd.read_csv(io.StringIO(self.CSV)), "Pendulum", Path(folder) / "curves.png")
+            self.assertGreater((Path(folder) / "curves.png").stat().st_size, 1000)
+        axis = figures[0].axes[0]
+        project, sb3 = axis.lines
+        self.assertEqual(project.get_xdata().tolist(), [1000, 2000, 4000])
+        np.testing.assert_allclose(project.get_ydata(), [(-300 - 200 - 150) / 3, -135, -80])
+        np.testing.assert_allclose(sb3.get_ydata(), [-120, -90])
+        self.assertEqual(len([c for c in axis.collections if isinstance(c, PolyCollection)]), 2)
 
 
 class TestResumability(LearningBenchmarkTestCase):
