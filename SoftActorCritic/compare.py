@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from blocAndTools.errors import UserInputError
-from blocAndTools.experiment_spec import field_defaults
+from blocAndTools.experiment_spec import ExperimentSpec
 from blocAndTools.statistics import Interval, format_interval, iqm_interval, probability_of_improvement
 from SoftActorCritic.plotting import plot_performance_profiles
 from SoftActorCritic.sweep_summary import METRIC, find_runs, group_runs, point_label, read_run, run_scores
@@ -66,7 +66,7 @@ class Comparison:
 
 def finished(spec: dict, progress) -> bool:
     """The run trained every epoch of its spec (progress.csv has its last epoch)."""
-    return int(progress["epoch"].iloc[-1]) >= int(spec.get("max_epoch", field_defaults()["max_epoch"]))
+    return int(progress["epoch"].iloc[-1]) >= int(spec.get("max_epoch", ExperimentSpec().max_epoch))
 
 
 def read_side(folder: Path, metric: str = METRIC) -> Side:

@@ -1,9 +1,11 @@
 """IQM with bootstrap intervals wherever results are summarised: summary.csv and its table, the band of `sac plot`,
-`sac compare` (hand-made run folders, no training)."""
+`sac compare` (hand-made run folders, no training; the commands themselves: test_experiment_runner.py)."""
+import io
 import subprocess
 import sys
 import tempfile
 import unittest
+from contextlib import redirect_stderr
 from pathlib import Path
 from unittest import mock
 
@@ -12,9 +14,10 @@ import pandas as pd
 import yaml
 from matplotlib.collections import PolyCollection
 
+from blocAndTools.errors import run_command
 from blocAndTools.statistics import format_interval, iqm_interval, probability_of_improvement
 from SoftActorCritic import compare, plotting, sweep_summary
-from tests.helpers import REPO, run_cli
+from tests.helpers import REPO
 
 # Five runs of point A: returns at env steps 100, 200, 300. IQM of five scores = mean of the middle three.
 A_RETURNS = [[0.0, 5.0, 10.0], [0.0, 10.0, 20.0], [6.0, 21.0, 30.0], [0.0, 20.0, 40.0], [100.0, 500.0, 1000.0]]
@@ -149,19 +152,6 @@ class CompareTest(FoldersTest):
         self.assertEqual(len(result.b.final), 5)
         self.assertIn("5 finished runs (1 unfinished left out)", result.report())
 
-    def test_cli_prints_the_report_and_draws_both_profiles_without_tensorflow_or_ray(self):
-        out = self.sweep / "profiles.png"
-        code = ("import sys; from SoftActorCritic.experiment_runner import main\n"
-                f"status = main(['compare', {str(self.a)!r}, {str(self.b)!r}, '--out', {str(out)!r}])\n"
-                "assert 'tensorflow' not in sys.modules and 'ray' not in sys.modules, 'tensorflow or ray imported'\n"
-                "sys.exit(status)")
-        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
-        self.assertEqual(result.returncode, 0, result.stderr[-2000:])
-        self.assertIn(f"final             {format_interval(iqm_interval([r[-1] for r in A_RETURNS]))}",
-                      result.stdout)
-        self.assertIn("P(A > B) [95% CI]", result.stdout)
-        self.assertGreater(out.stat().st_size, 1000)
-
     def test_the_profile_plot_has_a_band_per_side(self):
         figures = []
         with mock.patch.object(plotting, "save", lambda figure, out: figures.append(figure) or out):
@@ -173,16 +163,17 @@ class CompareTest(FoldersTest):
     def test_bad_input_exits_2_with_one_line(self):
         unfinished = self.sweep.parent / "unfinished"
         write_run(unfinished, 0, [1.0], max_epoch=3)
-        cases = {"no finished run": [str(unfinished), str(self.a)],
-                 "no common metric": [str(self.a), str(self.b), "--metric", "q1_mean"],
-                 "holds 3 grid points": [str(self.sweep), str(self.a)],
-                 "no progress.csv": [str(self.sweep / "nowhere"), str(self.a)]}
-        for expected, argv in cases.items():
+        cases = {"no finished run": (unfinished, self.a, "eval_return_mean"),
+                 "no common metric": (self.a, self.b, "q1_mean"),
+                 "holds 3 grid points": (self.sweep, self.a, "eval_return_mean"),
+                 "no progress.csv": (self.sweep / "nowhere", self.a, "eval_return_mean")}
+        for expected, (a, b, metric) in cases.items():
             with self.subTest(expected):
-                status, out, err = run_cli("compare", *argv)
-                self.assertEqual(status, 2, out + err)
-                self.assertIn(expected, err)
-                self.assertEqual(len(err.strip().splitlines()), 1, err)
+                with redirect_stderr(io.StringIO()) as err:  # run_command: what `sac` does with an error
+                    status = run_command(lambda a=a, b=b, metric=metric: compare.compare_runs(a, b, metric))
+                self.assertEqual(status, 2)
+                self.assertIn(expected, err.getvalue())
+                self.assertEqual(len(err.getvalue().strip().splitlines()), 1, err.getvalue())
 
 
 if __name__ == "__main__":
