@@ -21,10 +21,11 @@ from blocAndTools.errors import EnvironmentFault, TrainingDiverged, TrainingInte
 from blocAndTools.experiment_spec import ExperimentSpec
 from blocAndTools.gym_playground import GymPlayground
 from blocAndTools.replay_buffer import ReplayBuffer
-from blocAndTools.run_logging import UPDATE_METRICS, ConsoleView, ProgressFiles
+from blocAndTools.run_logging import ConsoleView, ProgressFiles
 from blocAndTools.seeding import episode_seeds, stream_seed
 from blocAndTools.tf_threads import configure_tensorflow_threads
 from SoftActorCritic.brain import SoftActorCriticBrain
+from SoftActorCritic.metrics import UPDATE_METRICS
 from SoftActorCritic.numpy_policy import BEST_POLICY, Policy, checkpoint_policy_path
 
 
@@ -64,7 +65,7 @@ class SoftActorCriticAgent:
         the training metrics of the steps it ran (means over the epoch's gradient steps).
         """
         spec = self.spec
-        episode_returns, updates = [], []
+        episode_returns, update_metrics = [], []
         epoch_end = (self.epoch + 1) * spec.timestep_per_epoch
         while self.env_steps < epoch_end:
             if self.stop_requested:
@@ -86,21 +87,21 @@ class SoftActorCriticAgent:
                                                                    num_batches=spec.gradient_steps))
                 if not update["all_finite"]:
                     self._stop_diverged(update)
-                updates.append(update)
+                update_metrics.append(update)
             advance(1)
         metrics = {"train_return_mean": float(np.mean(episode_returns)) if episode_returns else None,
                    "train_episodes": len(episode_returns)}
-        if updates:  # metrics stay tensors during the epoch: one read-back per epoch, not per step
-            metrics.update({key: float(tf.reduce_mean(tf.stack([update[key] for update in updates])))
-                            for key in UPDATE_METRICS if key in updates[0]})
+        if update_metrics:  # metrics stay tensors during the epoch: one read-back per epoch, not per step
+            metrics.update({key: float(tf.reduce_mean(tf.stack([update[key] for update in update_metrics])))
+                            for key in UPDATE_METRICS if key in update_metrics[0]})
         return metrics
 
     def _stop_diverged(self, update: dict[str, tf.Tensor]) -> None:
         """The divergence guard: name the non-finite losses and stop before any checkpoint holds them."""
         bad = ", ".join(f"{key} became {float(update[key])}" for key in UPDATE_METRICS
                         if key in update and not np.isfinite(float(update[key])))
-        raise TrainingDiverged(f"{bad} during epoch {self.epoch + 1} (gradient step "
-                               f"{int(self.brain.gradient_step.numpy())}); the run stopped and its last good "
+        raise TrainingDiverged(f"{bad} during epoch {self.epoch + 1} (update "
+                               f"{int(self.brain.updates.numpy())}); the run stopped and its last good "
                                f"checkpoint is kept")
 
     def evaluate(self, n_episodes: int) -> list[float]:
@@ -128,7 +129,7 @@ class SoftActorCriticAgent:
             self.epoch += 1
             self.elapsed_s += time.perf_counter() - start
             row = {"epoch": self.epoch, "env_steps": self.env_steps,
-                   "gradient_steps": int(self.brain.gradient_step.numpy()), "wall_time_s": round(self.elapsed_s, 3),
+                   "updates": int(self.brain.updates.numpy()), "wall_time_s": round(self.elapsed_s, 3),
                    "eval_return_mean": float(np.mean(eval_returns)) if eval_returns else None,
                    "eval_return_std": float(np.std(eval_returns)) if eval_returns else None,
                    "steps_per_s": round((self.env_steps - steps_before) / epoch_time, 1), **metrics}
@@ -165,8 +166,9 @@ class SoftActorCriticAgent:
         return policy
 
     # ------------------------------------------------------------- checkpoints
-    def run_state(self) -> dict[str, Any]:
-        """The counters and random generator states a checkpoint needs besides the TF objects and the buffer."""
+    def checkpoint_state(self) -> dict[str, Any]:
+        """The counters and random generator states a checkpoint needs besides the TF objects and the buffer (its
+        run_state-N.json)."""
         return {"epoch": self.epoch, "env_steps": self.env_steps, "elapsed_s": self.elapsed_s,
                 "best_eval_return": self.best_eval_return if np.isfinite(self.best_eval_return) else None,
                 "playground": self.playground.get_rng_state(),
@@ -191,7 +193,7 @@ class SoftActorCriticAgent:
         epoch's end was evaluated); a resumed run starts a fresh episode from here."""
         self.check_finite()
         self.policy(eval_return).save(checkpoint_policy_path(self.run_dir, self.env_steps))
-        self.checkpointer.save(self.env_steps, self.buffer, self.run_state())
+        self.checkpointer.save(self.env_steps, self.buffer, self.checkpoint_state())
 
     def restore_checkpoint(self) -> None:
         """Continue from the newest complete checkpoint of run_dir."""

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from blocAndTools.experiment_spec import ExperimentSpec
 from blocAndTools.nn_blocs import FusedAdam, polyak_update, variable_name
-from blocAndTools.replay_buffer import Minibatch, transition_columns
+from blocAndTools.replay_buffer import Minibatch, row_width, transition_columns
 from blocAndTools.seeding import stream_seed
 from SoftActorCritic import losses
 from SoftActorCritic.networks import (
@@ -93,21 +93,21 @@ class SoftActorCriticBrain:
         self._read_actor_weights = tf.function(self._actor_weights_flat, input_signature=[]).get_concrete_function()
 
         self.noise = tf.random.Generator.from_seed(stream_seed(spec.seed, "update_noise"))  # eps of the update
-        self.gradient_step = tf.Variable(0, dtype=tf.int64, name="gradient_step")
+        self.updates = tf.Variable(0, dtype=tf.int64, name="updates")  # _update calls so far: progress.csv's updates
         # The update's one input is the minibatch's rows as the buffer stores them: binding and converting
         # one array costs less than five. The single step is traced here and called as a concrete function
         # (no tf.function dispatch); the K-step update is traced at its first call. Its K steps run in one XLA
         # cluster, faster than the same loop on TensorFlow's executor, while a single step gains nothing from
         # XLA: its launch costs what the fusion saves (README, "Benchmarks").
-        width = 2 * obs_dim + act_dim + 2
-        self._update = tf.function(self._update_fn, input_signature=[
+        width = row_width(obs_dim, act_dim)
+        self._compiled_train_step = tf.function(self._train_step_fn, input_signature=[
             tf.TensorSpec([None, width], tf.float32)]).get_concrete_function()
-        self._multi_update = tf.function(self._multi_update_fn, input_signature=[
+        self._compiled_train_steps = tf.function(self._train_steps_fn, input_signature=[
             tf.TensorSpec([None, None, width], tf.float32)])
         self._steps_function = tf.function(self._steps_fn, jit_compile=jit_compile_steps)
 
     def _learning_rate(self, loss: str) -> float:
-        return {"pi_loss": self.spec.learning_rate,
+        return {"pi_loss": self.spec.actor_learning_rate,
                 "alpha_loss": self.spec.alpha_learning_rate}.get(loss, self.spec.critic_learning_rate)
 
     # ----------------------------------------------------------------- acting
@@ -170,7 +170,7 @@ class SoftActorCriticBrain:
         Returns the losses and metrics of the step as scalar tensors, and `all_finite`: False
         when any of them is NaN or infinite.
         """
-        metrics, all_finite, self._new_actor_weights = self._update(minibatch.rows)
+        metrics, all_finite, self._new_actor_weights = self._compiled_train_step(minibatch.rows)
         self._actor = None
         return {**metrics, "all_finite": all_finite}
 
@@ -183,16 +183,16 @@ class SoftActorCriticBrain:
         """
         if minibatches.num_batches in (None, 1):
             return self.train_step(minibatches if minibatches.num_batches is None else minibatches[0])
-        metrics, all_finite, self._new_actor_weights = self._multi_update(minibatches.rows)
+        metrics, all_finite, self._new_actor_weights = self._compiled_train_steps(minibatches.rows)
         self._actor = None
         return {**metrics, "all_finite": all_finite}
 
-    def _update_fn(self, rows: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor, tf.Tensor]:
+    def _train_step_fn(self, rows: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor, tf.Tensor]:
         """train_step's compiled body: (metrics, all_finite, phi's weights flat for the NumPy actor)."""
-        metrics = self._gradient_step(rows, *self._draw_noise(tf.shape(rows)[0]))
+        metrics = self._update(rows, *self._draw_noise(tf.shape(rows)[0]))
         return metrics, all_finite(metrics), self._actor_weights_flat()
 
-    def _multi_update_fn(self, rows: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor, tf.Tensor]:
+    def _train_steps_fn(self, rows: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor, tf.Tensor]:
         """train_steps' compiled body: the noise of the K steps, drawn in train_step's order (outside XLA, whose
         random kernels give other numbers), then the K steps."""
         num_steps, batch_size = tf.shape(rows)[0], tf.shape(rows)[1]
@@ -207,11 +207,11 @@ class SoftActorCriticBrain:
                   next_eps: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor, tf.Tensor]:
         """K gradient steps in a loop, step k on rows[k] with noise eps[k], next_eps[k]; returns the metrics
         summed in step order and divided by K, all_finite over the K steps, and phi's weights flat."""
-        metrics = self._gradient_step(rows[0], eps[0], next_eps[0])
+        metrics = self._update(rows[0], eps[0], next_eps[0])
         finite = all_finite(metrics)
 
         def next_step(k, sums, finite):
-            step = self._gradient_step(rows[k], eps[k], next_eps[k])
+            step = self._update(rows[k], eps[k], next_eps[k])
             return k + 1, {key: sums[key] + step[key] for key in sums}, tf.logical_and(finite, all_finite(step))
 
         num_steps = tf.shape(rows)[0]
@@ -224,8 +224,9 @@ class SoftActorCriticBrain:
         eps = self.noise.normal([self.spec.num_actor_samples * batch_size, self.act_dim])
         return eps, self.noise.normal([batch_size, self.act_dim])
 
-    def _gradient_step(self, rows: tf.Tensor, eps: tf.Tensor, next_eps: tf.Tensor) -> dict[str, tf.Tensor]:
-        """One SAC gradient step on the minibatch `rows` (batch, width) with the given noise; returns its metrics."""
+    def _update(self, rows: tf.Tensor, eps: tf.Tensor, next_eps: tf.Tensor) -> dict[str, tf.Tensor]:
+        """One SAC update on the minibatch `rows` (batch, width) with the given noise: a gradient step on every
+        trained network, then the target update when it is due; counts itself in `updates`, returns its metrics."""
         obs, act, rew, next_obs, terminated = transition_columns(rows, self.obs_dim, self.act_dim)
         with tf.GradientTape(persistent=True) as tape:
             metrics = self.compute_losses(obs, act, rew, next_obs, terminated, eps, next_eps)
@@ -236,7 +237,7 @@ class SoftActorCriticBrain:
 
         # Targets move every target_update_interval steps; tau = 0 on the other steps leaves them exactly
         # as they are, and keeps the graph free of control flow.
-        step = self.gradient_step.assign_add(1)
+        step = self.updates.assign_add(1)
         tau = tf.where(step % self.spec.target_update_interval == 0, self.spec.target_smoothing_coefficient, 0.0)
         for online, frozen in self.target_pairs:
             polyak_update(online.trainable_variables, frozen.variables, tau)
@@ -302,7 +303,8 @@ class SoftActorCriticBrain:
     # -------------------------------------------------------------- checkpoint
     def trackables(self) -> dict[str, Any]:
         """Everything of the brain a tf.train.Checkpoint must hold to resume exactly."""
-        objects: dict[str, Any] = {"phi": self.phi, "noise": self.noise, "gradient_step": self.gradient_step}
+        # `updates` keeps the key "gradient_step", its name when the first checkpoints were written: they still restore
+        objects: dict[str, Any] = {"phi": self.phi, "noise": self.noise, "gradient_step": self.updates}
         for online, frozen in self.target_pairs:
             objects[online.name], objects[frozen.name] = online, frozen
         for critic in self.critics:

@@ -10,12 +10,11 @@ LiteRT (small devices).
 """
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import tensorflow as tf
 
+from blocAndTools.atomic_files import write_folder_atomically
 from blocAndTools.nn_blocs import activation_from_name
 from SoftActorCritic.numpy_policy import Policy
 
@@ -47,10 +46,10 @@ TFLITE_FILE = "policy.tflite"
 
 def export_saved_model(policy: Policy, out: Path) -> None:
     """Write the SavedModel and its TFLite twin to `out` (a new folder), built beside it then renamed."""
-    out = Path(out)
-    temporary = out.with_name(out.name + ".partial")
-    shutil.rmtree(temporary, ignore_errors=True)
     module = ServedPolicy(policy)
-    tf.saved_model.save(module, str(temporary), signatures={"serving_default": module.serve})
-    (temporary / TFLITE_FILE).write_bytes(tf.lite.TFLiteConverter.from_saved_model(str(temporary)).convert())
-    os.replace(temporary, out)
+
+    def write(folder: Path) -> None:
+        tf.saved_model.save(module, str(folder), signatures={"serving_default": module.serve})
+        (folder / TFLITE_FILE).write_bytes(tf.lite.TFLiteConverter.from_saved_model(str(folder)).convert())
+
+    write_folder_atomically(out, write)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import zipfile
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from blocAndTools.atomic_files import write_atomically
 from blocAndTools.errors import UserInputError
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0  # phi's log_std clip, as in the SAC paper's code
@@ -155,17 +155,16 @@ class Policy:
         return all(np.isfinite(array).all() for array in self.actor.weight_arrays().values())
 
     def save(self, path: str | Path) -> None:
-        """Write the policy file atomically (a temporary name, then a rename): readers never see half a file."""
+        """Write the policy file atomically: readers never see half a file."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(path.name + ".tmp")
-        with open(temporary, "wb") as file:  # a file object: np.savez would append .npz to the name
-            np.savez(file, activation=np.array(self.actor.activation_name), env_id=np.array(self.env_id),
-                     env_kwargs=np.array(json.dumps(self.env_kwargs)), action_low=self.action_low,
-                     action_high=self.action_high, env_steps=np.array(self.env_steps),
-                     eval_return=np.array(np.nan if self.eval_return is None else self.eval_return),
-                     **self.actor.weight_arrays())
-        os.replace(temporary, path)
+        # a file object: np.savez would append .npz to the name
+        write_atomically(path, lambda file: np.savez(
+            file, activation=np.array(self.actor.activation_name), env_id=np.array(self.env_id),
+            env_kwargs=np.array(json.dumps(self.env_kwargs)), action_low=self.action_low,
+            action_high=self.action_high, env_steps=np.array(self.env_steps),
+            eval_return=np.array(np.nan if self.eval_return is None else self.eval_return),
+            **self.actor.weight_arrays()))
 
     @classmethod
     def load(cls, path: str | Path) -> Policy:

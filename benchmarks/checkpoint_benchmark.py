@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from benchmarks.report import print_table, save_results, wide_console  # noqa: E402
-from blocAndTools import ExperimentSpec, ReplayBuffer  # noqa: E402
+from blocAndTools import ExperimentSpec, ReplayBuffer, buffer_files  # noqa: E402
 from blocAndTools.atomic_files import write_text_atomically  # noqa: E402
 from blocAndTools.checkpointing import RunCheckpointer  # noqa: E402
 from SoftActorCritic import SoftActorCriticBrain  # noqa: E402
@@ -45,7 +45,7 @@ class WholeBufferCheckpointer(RunCheckpointer):
 
     def save(self, number, buffer, state):
         self.directory.mkdir(parents=True, exist_ok=True)
-        buffer.save(self.directory / f"replay_buffer-{number}.npz")
+        buffer_files.write_npz(buffer, self.directory / f"replay_buffer-{number}.npz")
         write_text_atomically(self._state_path(number), json.dumps(state))
         self.manager.save(checkpoint_number=number)
         self._remove_dropped_parts()

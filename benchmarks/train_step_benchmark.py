@@ -27,6 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+
 from blocAndTools.tf_threads import import_tensorflow_quietly  # noqa: E402
 
 import_tensorflow_quietly()  # without the CUDA-probe lines TensorFlow prints on a CPU-only machine
@@ -91,7 +92,7 @@ def time_train_step(spec: ExperimentSpec, blocks: int, steps_per_block: int) -> 
     brain, buffer = SoftActorCriticBrain(spec, OBS_DIM, ACT_DIM), filled_buffer()
     for _ in range(steps_per_block):
         brain.train_step(buffer.sample(spec.batch_size_in_ts))
-    brain.gradient_step.numpy()
+    brain.updates.numpy()
     times = []
     for _ in range(blocks):
         start = time.perf_counter()

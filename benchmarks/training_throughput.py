@@ -34,6 +34,7 @@ BENCHMARKS = Path(__file__).resolve().parent
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+
 from blocAndTools.tf_threads import import_tensorflow_quietly  # noqa: E402
 
 import_tensorflow_quietly()  # without the CUDA-probe lines TensorFlow prints on a CPU-only machine
@@ -46,6 +47,7 @@ from blocAndTools.tf_threads import configure_tensorflow_threads  # noqa: E402
 from peer_benchmark import peer_python, run_peer  # noqa: E402
 from report import print_table, save_results, wide_console  # noqa: E402
 from SoftActorCritic.agent import SoftActorCriticAgent  # noqa: E402
+from SoftActorCritic.metrics import COLUMNS  # noqa: E402
 
 EXPERIMENTS = BENCHMARKS.parent / "experiments"
 RESULTS = BENCHMARKS / "results" / "training_throughput.csv"
@@ -90,7 +92,7 @@ def measure(spec: ExperimentSpec, steps: int, every: int = 1) -> dict:
     agent.buffer.add = watches.wrap("buffer_add", agent.buffer.add)
     agent.buffer.sample = watches.wrap("buffer_sample", agent.buffer.sample)
     agent.brain.train_steps = watches.wrap("train_step", agent.brain.train_steps)
-    view = ConsoleView(Console(file=io.StringIO(), force_terminal=True))  # the live bar, drawn out of sight
+    view = ConsoleView(COLUMNS, Console(file=io.StringIO(), force_terminal=True))  # the live bar, drawn out of sight
     start = time.perf_counter()
     with view.epoch_progress(2, steps) as advance:
         agent.run_epoch(watches.wrap("logging", advance))

@@ -1,7 +1,9 @@
-"""Writing a run's files so that a crash never leaves half a file under the final name."""
+"""Writing a run's files so that a crash never leaves half a file under the final name: every write goes to
+a hidden temporary name in the same folder, then one rename (os.replace) gives it its name."""
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -35,3 +37,18 @@ def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], None],
 def write_text_atomically(path: str | os.PathLike, text: str) -> None:
     """Write text (UTF-8) atomically: readers never see half a file."""
     write_atomically(path, lambda file: file.write(text.encode()))
+
+
+def write_folder_atomically(path: str | os.PathLike, write: Callable[[Path], None]) -> None:
+    """Call write(folder), which creates the folder, on a temporary name beside path, then rename it to path
+    (absent or an empty folder): readers never see half a folder. A temporary folder left by a crash is
+    removed first."""
+    path = Path(path)
+    temporary = temporary_name(path)
+    shutil.rmtree(temporary, ignore_errors=True)
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise

@@ -18,9 +18,10 @@ from typing import Any
 
 import tensorflow as tf
 
+from blocAndTools import buffer_files
 from blocAndTools.atomic_files import write_text_atomically
 from blocAndTools.errors import UserInputError
-from blocAndTools.replay_buffer import CHUNK_PREFIX, ReplayBuffer
+from blocAndTools.replay_buffer import ReplayBuffer
 
 # <part>-<number>.<extension>: a part of checkpoint <number> (for a chunk: the buffer's row count).
 _PART_NAME = re.compile(r"(?P<part>[A-Za-z_]+)-(?P<number>\d+)\.\w+")
@@ -48,7 +49,7 @@ class RunCheckpointer:
         previous = None
         if self._buffer_on_disk is not None and self._buffer_on_disk[0]() is buffer:
             previous = self._buffer_on_disk[1]
-        manifest = buffer.write_chunks(self.directory, self._manifest_path(number).name, previous)
+        manifest = buffer_files.write_chunks(buffer, self.directory, self._manifest_path(number).name, previous)
         write_text_atomically(self._state_path(number), json.dumps(state))
         self.manager.save(checkpoint_number=number)
         self._buffer_on_disk = (weakref.ref(buffer), manifest)
@@ -75,7 +76,7 @@ class RunCheckpointer:
                 path.unlink(missing_ok=True)  # left by a save that was interrupted mid-write
             elif not match or match["part"] == "ckpt" or not path.is_file():
                 continue
-            elif match["part"] == CHUNK_PREFIX:
+            elif match["part"] == buffer_files.CHUNK_PREFIX:
                 if needed_chunks is not None and path.name not in needed_chunks:
                     path.unlink()
             elif int(match["number"]) not in kept:
@@ -103,8 +104,8 @@ class RunCheckpointer:
             raise UserInputError(f"{self._state_path(number)} cannot be read: {_first_line(error)}") from None
         whole_buffer = self.directory / f"replay_buffer-{number}.npz"  # written before chunks existed
         if not self._manifest_path(number).exists() and whole_buffer.exists():
-            return ReplayBuffer.load(whole_buffer), state
-        buffer, manifest = ReplayBuffer.read_chunks(self._manifest_path(number))
+            return buffer_files.read_npz(whole_buffer), state
+        buffer, manifest = buffer_files.read_chunks(self._manifest_path(number))
         self._buffer_on_disk = (weakref.ref(buffer), manifest)
         return buffer, state
 

@@ -15,13 +15,13 @@ import difflib
 import inspect
 import itertools
 import math
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
+from blocAndTools.atomic_files import write_text_atomically
 from blocAndTools.errors import UserInputError
 
 VARIANTS = ("v1", "v2")
@@ -82,8 +82,8 @@ class ExperimentSpec:
     """v1: V_psi and frozen_V_psi targets (2018a); v2: twin frozen Q targets, no V (2018b)."""
     discount_factor: float = 0.99
     """gamma: weight of the next state's value in the Bellman target."""
-    learning_rate: float = 3e-4
-    """Adam learning rate of the actor phi."""
+    actor_learning_rate: float = 3e-4
+    """Adam learning rate of the actor phi (learning_rate in older spec files, still read)."""
     critic_learning_rate: float = 3e-4
     """Adam learning rate of V_psi and both Q_theta."""
     alpha: float | str = 1.0
@@ -138,12 +138,9 @@ class ExperimentSpec:
                 for key, value in dataclasses.asdict(self).items()}
 
     def to_yaml(self, path: str | Path) -> None:
-        """Write the resolved spec (loading it back gives an equal spec), atomically: a temporary name, then a
-        rename."""
-        path = Path(path)
-        temporary = path.with_name(path.name + ".tmp")
-        temporary.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
-        os.replace(temporary, path)
+        """Write the resolved spec (loading it back gives an equal spec), atomically: readers never see half a
+        file."""
+        write_text_atomically(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
 
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: Iterable[str] = ()) -> ExperimentSpec:
@@ -157,6 +154,26 @@ class ExperimentSpec:
 _FIELD_TYPES = get_type_hints(ExperimentSpec)
 FIELD_NAMES = tuple(f.name for f in dataclasses.fields(ExperimentSpec))
 _TUPLE_FIELDS = {name for name, hint in _FIELD_TYPES.items() if get_origin(hint) is tuple}
+# Fields renamed since spec files and run folders were first written: old name -> current name. A raw spec
+# (a spec file, --set, a grid point, an old run folder's spec.yaml) may still use the old name.
+RENAMED_FIELDS = {"learning_rate": "actor_learning_rate"}
+
+
+def is_text_field(name: str) -> bool:
+    """True when the field takes text (str in its type hint: env_id, alpha's 'auto', ...); False for any other
+    name. A value that looks like a call, e.g. 'loguniform(1e-4, 1e-2)', is a search only in another field."""
+    hint = _FIELD_TYPES.get(name)
+    return hint is not None and str in (get_args(hint) or (hint,))
+
+
+def with_current_names(fields: dict[str, Any], where: str) -> dict[str, Any]:
+    """A copy of fields with each old field name (RENAMED_FIELDS) replaced by the current one, in the same place;
+    one line naming `where` (the file, --set) when both names are given."""
+    for old, new in RENAMED_FIELDS.items():
+        if old in fields and new in fields:
+            raise UserInputError(f"{where}: both {old!r} and {new!r} are given; {old!r} is the old name of "
+                                 f"{new!r}: keep {new!r} only")
+    return {RENAMED_FIELDS.get(key, key): value for key, value in fields.items()}
 
 
 def field_docs() -> dict[str, str]:
@@ -211,7 +228,7 @@ def _check_ranges(spec: ExperimentSpec) -> None:
         if not ok:
             raise UserInputError(f"spec field {name!r} = {getattr(spec, name)!r}: must be {allowed}")
 
-    for name in ("learning_rate", "critic_learning_rate", "alpha_learning_rate", "reward_scaling"):
+    for name in ("actor_learning_rate", "critic_learning_rate", "alpha_learning_rate", "reward_scaling"):
         require(math.isfinite(getattr(spec, name)) and getattr(spec, name) > 0, name, "a positive number")
     for name in ("max_epoch", "timestep_per_epoch", "gradient_step_interval", "gradient_steps", "min_pool_size",
                  "pool_capacity", "batch_size_in_ts", "checkpoint_interval", "target_update_interval",
@@ -243,7 +260,7 @@ def _check_ranges(spec: ExperimentSpec) -> None:
 # Names other SAC libraries (SB3, CleanRL, Spinning Up, the papers) give to this spec's fields.
 OTHER_NAMES = {
     "gamma": "discount_factor", "tau": "target_smoothing_coefficient", "polyak": "target_smoothing_coefficient",
-    "lr": "learning_rate", "policy_lr": "learning_rate", "q_lr": "critic_learning_rate",
+    "lr": "actor_learning_rate", "policy_lr": "actor_learning_rate", "q_lr": "critic_learning_rate",
     "qf_lr": "critic_learning_rate", "batch_size": "batch_size_in_ts", "buffer_size": "pool_capacity",
     "replay_size": "pool_capacity", "learning_starts": "min_pool_size", "start_steps": "min_pool_size",
     "ent_coef": "alpha", "train_freq": "gradient_step_interval", "update_every": "gradient_step_interval",
@@ -252,10 +269,11 @@ OTHER_NAMES = {
 
 
 def closest_field_hint(key: str) -> str:
-    """' (did you mean ...?)' for a misspelled field name or another library's name for a field, or ''."""
+    """' (did you mean ...?)' for a misspelled field name (current or old) or another library's name for a
+    field, or ''."""
     match = [OTHER_NAMES[key.lower()]] if key.lower() in OTHER_NAMES else \
-        difflib.get_close_matches(key, FIELD_NAMES, n=1)
-    return f" (did you mean {match[0]!r}?)" if match else ""
+        difflib.get_close_matches(key, FIELD_NAMES + tuple(RENAMED_FIELDS), n=1)
+    return f" (did you mean {RENAMED_FIELDS.get(match[0], match[0])!r}?)" if match else ""
 
 
 def yaml_text(value: Any) -> str:
@@ -294,32 +312,35 @@ def load_raw_spec(path: str | Path, overrides: Iterable[str] = ()) -> dict[str, 
         raise UserInputError(f"spec file {str(path)!r} is empty: write at least env_id: ... (fields: `sac fields`)")
     if not isinstance(raw, dict):
         raise UserInputError(f"spec file {str(path)!r} must hold a mapping of field: value")
+    raw = with_current_names(raw, f"spec file {str(path)!r}")
     raw.setdefault("name", path.stem)
-    raw.update(parse_override(text) for text in overrides)
+    raw.update(with_current_names(dict(parse_override(text) for text in overrides), "--set"))
     for key in raw:
         if key not in FIELD_NAMES and key != GRID_KEY:
             raise UserInputError(f"unknown spec field {key!r}{closest_field_hint(str(key))}")
-    _check_grid_points(raw.get(GRID_KEY))
+    if raw.get(GRID_KEY) is not None:
+        raw[GRID_KEY] = _grid_points(raw[GRID_KEY])
     return raw
 
 
 GRID_KEY = "grid"  # a list of {field: value} mappings: one grid axis whose points set several fields together
 
 
-def _check_grid_points(points: Any) -> None:
-    """`grid:` must be a non-empty list of mappings of known fields."""
-    if points is None:
-        return
+def _grid_points(points: Any) -> list[dict[str, Any]]:
+    """`grid:` with current field names; it must be a non-empty list of mappings of known fields."""
     if not isinstance(points, list) or not points or not all(isinstance(point, dict) and point for point in points):
         raise UserInputError(f"spec key {GRID_KEY!r}: expected a list of field: value mappings, got {points!r}")
+    points = [with_current_names(point, f"spec key {GRID_KEY!r}") for point in points]
     for point in points:
         for key in point:
             if key not in FIELD_NAMES or key == "name":
                 raise UserInputError(f"spec key {GRID_KEY!r}: unknown spec field {key!r}{closest_field_hint(str(key))}")
+    return points
 
 
-def _is_grid(key: str, value: Any) -> bool:
-    """A list in place of a scalar is a search; for a layer topology, a list of lists is."""
+def is_grid_value(key: str, value: Any) -> bool:
+    """True when the value of field `key` is a grid search: a list in place of a scalar; for a layer topology,
+    a list of lists."""
     if key in _TUPLE_FIELDS:
         return isinstance(value, list) and len(value) > 0 and all(isinstance(v, (list, tuple)) for v in value)
     return isinstance(value, list)
@@ -329,7 +350,7 @@ def expand_grid(raw: dict[str, Any]) -> list[ExperimentSpec]:
     """One validated ExperimentSpec per point of the grid (a single point when nothing is a list)."""
     raw = dict(raw)
     grid_points = raw.pop(GRID_KEY, None) or [{}]
-    grid_keys = [key for key, value in raw.items() if _is_grid(key, value)]
+    grid_keys = [key for key, value in raw.items() if is_grid_value(key, value)]
     if any(len(raw[key]) == 0 for key in grid_keys):
         raise UserInputError(f"spec field {grid_keys[0]!r}: an empty list is not a search")
     specs = []

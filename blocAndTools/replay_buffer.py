@@ -4,19 +4,17 @@ and a seeded sampler.
 Why this design:
 - Float32 arrays allocated once, no per-transition Python objects: writing a transition
   is a row copy, sampling is one fancy-indexing gather, and memory is the arrays and
-  nothing else: 4 * (2*obs_dim + act_dim + 2) bytes per transition.
+  nothing else: 4 * row_width(obs_dim, act_dim) bytes per transition.
 - ``sample()`` always returns freshly allocated arrays. The original project's worst
   silent bug was a sampler that handed the learner the same minibatch object again and
   again; fancy indexing (``table[idx]``) copies, so that cannot happen here.
 - The sampler owns a seeded ``np.random.Generator`` whose state is saved with the
   contents, so a resumed run draws exactly the minibatches the original would have.
-- Files are plain NumPy files read with ``allow_pickle=False``: no pickle anywhere. ``save``
-  writes the whole buffer to one ``.npz``; ``write_chunks`` writes only the rows added since
-  its previous call (one ``.npy`` chunk) and a JSON manifest of the chunks that hold the
-  buffer, so a checkpoint of a 1e6-transition buffer costs one epoch of rows, not 1e6.
+- The buffer's files (the chunks a checkpoint writes, the older single .npz) are
+  blocAndTools/buffer_files.py's.
 
-Memory layout: one (capacity, 2*obs_dim + act_dim + 2) table, one row per transition
-laid out as [obs | act | rew | next_obs | terminated]; ``buffer.obs``, ``buffer.act``,
+Memory layout: one (capacity, row_width) table, row_width = 2*obs_dim + act_dim + 2, one row per
+transition laid out as [obs | act | rew | next_obs | terminated]; ``buffer.obs``, ``buffer.act``,
 ... are column views of it (ordinary arrays of shape (capacity, obs_dim), (capacity,),
 ...). One row write makes ``add()`` faster than five writes into five separate arrays,
 and sampling a minibatch is one gather of adjacent bytes instead of five gathers that
@@ -25,27 +23,15 @@ each miss the cache (benchmarks/replay_buffer_benchmark.py measures both).
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import re
-import zipfile
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from blocAndTools.atomic_files import write_atomically, write_text_atomically
-from blocAndTools.errors import UserInputError
 
-_FORMAT_VERSION = 1          # save / load: one .npz
-_CHUNKED_FORMAT_VERSION = 2  # write_chunks / read_chunks: .npy chunks and a JSON manifest
-CHUNK_PREFIX = "replay_chunk"
-_CHUNK_NAME = re.compile(rf"{CHUNK_PREFIX}-\d+\.npy")
-# Bit generators whose state is plain ints/strings (JSON-safe). default_rng uses PCG64.
-_BIT_GENERATORS = {"PCG64": np.random.PCG64, "PCG64DXSM": np.random.PCG64DXSM,
-                   "Philox": np.random.Philox, "SFC64": np.random.SFC64}
+def row_width(obs_dim: int, act_dim: int) -> int:
+    """Floats in one transition row [obs | act | rew | next_obs | terminated]: 2 * obs_dim + act_dim + 2."""
+    return 2 * obs_dim + act_dim + 2
 
 
 def transition_columns(rows, obs_dim: int, act_dim: int) -> tuple:
@@ -124,13 +110,13 @@ class ReplayBuffer:
         self.capacity = _positive_int(capacity, "capacity")
         self.obs_dim = _positive_int(obs_dim, "obs_dim")
         self.act_dim = _positive_int(act_dim, "act_dim")
-        width = 2 * self.obs_dim + self.act_dim + 2
+        width = row_width(self.obs_dim, self.act_dim)
         self._table = np.zeros((self.capacity, width), dtype=np.float32)
         self.obs, self.act, self.rew, self.next_obs, self.terminated = self._columns(self._table)
         self._next = 0  # ring index: the slot the next transition is written to
         self._size = 0  # number of transitions held (<= capacity)
         self._laps = 0  # times the ring index wrapped to 0: transitions ever added = laps * capacity + next
-        self.rng = np.random.default_rng(seed)  # draws the sample() indices; saved by save()
+        self.rng = np.random.default_rng(seed)  # draws the sample() indices; saved with the contents
         self._obs_shape = (self.obs_dim,)
         self._act_shape = (self.act_dim,)
         # Scratch row used by add(), same layout as a table row.
@@ -268,7 +254,27 @@ class ReplayBuffer:
         idx = self.rng.integers(0, self._size, size=shape)
         return Minibatch.from_rows(self._table[idx], self.obs_dim, self.act_dim)
 
-    # ----------------------------------------------------------- save / load
+    # ------------------------------------------------- rows by number (for blocAndTools.buffer_files)
+    # Transitions are numbered from 0 in the order they were added (total_added counts them): transition g
+    # lives in slot g % capacity while it is held.
+
+    def held_rows(self, start: int, stop: int) -> np.ndarray:
+        """The rows of transitions start..stop-1 (still held), oldest first: a view of the table when they lie in
+        one stretch of slots (no copy for a writer), else a new array."""
+        parts = [self._table[slots] for slots, _ in self._ring_parts(start, stop)]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def set_position(self, total_added: int) -> None:
+        """Ring index, size and laps of a buffer that has received total_added transitions (a reader then fills
+        the held slots with put_rows)."""
+        self._laps, self._next = divmod(total_added, self.capacity)
+        self._size = min(total_added, self.capacity)
+
+    def put_rows(self, start: int, rows: np.ndarray) -> None:
+        """Write rows as transitions start..start+len(rows)-1 in their slots, unchecked: the readers of buffer
+        files check the values first."""
+        for slots, part in self._ring_parts(start, start + len(rows)):
+            self._table[slots] = rows[part]
 
     def _ring_parts(self, start: int, stop: int) -> list[tuple[slice, slice]]:
         """Where transitions start..stop-1 (at most capacity of them) live: (table slots, their rows from 0), 1 or 2
@@ -279,169 +285,3 @@ class ReplayBuffer:
         if head < n:
             parts.append((slice(0, n - head), slice(head, n)))
         return parts
-
-    def _set_position(self, total_added: int) -> None:
-        """Ring index, size and laps of a buffer that has received total_added transitions."""
-        self._laps, self._next = divmod(total_added, self.capacity)
-        self._size = min(total_added, self.capacity)
-
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the held transitions, ring index and sampler state to one .npz file at path.
-
-        Written to a temporary file in the same directory and then renamed over path, so a
-        crash mid-write never leaves a half-written file under that name.
-        """
-        n = self._size
-        # A file object (not a name) so np.savez does not append ".npz" to the name.
-        write_atomically(path, lambda file: np.savez(
-            file,
-            format_version=np.int64(_FORMAT_VERSION),
-            capacity=np.int64(self.capacity),
-            obs_dim=np.int64(self.obs_dim),
-            act_dim=np.int64(self.act_dim),
-            next_index=np.int64(self._next),
-            size=np.int64(n),
-            rng_state=np.array(json.dumps(self.rng.bit_generator.state)),
-            obs=self.obs[:n], act=self.act[:n], rew=self.rew[:n],
-            next_obs=self.next_obs[:n], terminated=self.terminated[:n],
-        ), sync=True)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> ReplayBuffer:
-        """Rebuild a buffer saved by save(): same contents, ring index and sampler state.
-
-        Raises UserInputError (a ValueError) with a one-line message naming the file if it
-        is missing, truncated, corrupt or inconsistent. The file is never modified.
-        """
-        path = os.fspath(path)
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                version = int(data["format_version"])
-                if version != _FORMAT_VERSION:
-                    raise ValueError(f"unsupported format_version {version}")
-                buffer = cls(int(data["capacity"]), int(data["obs_dim"]), int(data["act_dim"]))
-                size, next_index = int(data["size"]), int(data["next_index"])
-                if not 0 <= size <= buffer.capacity:
-                    raise ValueError(f"size {size} outside [0, capacity {buffer.capacity}]")
-                if not (0 <= next_index < buffer.capacity
-                        and (size == buffer.capacity or next_index == size)):
-                    raise ValueError(f"ring index {next_index} inconsistent with size {size}")
-                for name in ("obs", "act", "rew", "next_obs", "terminated"):
-                    stored, target = data[name], getattr(buffer, name)
-                    if stored.dtype != np.float32 or stored.shape != (size,) + target.shape[1:]:
-                        raise ValueError(f"array {name!r} has dtype {stored.dtype} and shape "
-                                         f"{stored.shape}, expected float32 and "
-                                         f"{(size,) + target.shape[1:]}")
-                    if not np.isfinite(stored).all():
-                        raise ValueError(f"array {name!r} contains NaN or inf")
-                    target[:size] = stored
-                rng = _generator(json.loads(str(data["rng_state"])))
-        except FileNotFoundError:
-            raise UserInputError(f"replay buffer file not found: {path}") from None
-        except (zipfile.BadZipFile, KeyError, OSError, EOFError, ValueError, TypeError,
-                AttributeError, MemoryError) as error:
-            raise UserInputError(f"cannot load replay buffer from {path}: corrupt or not a replay buffer "
-                                 f"file ({_reason(error)})") from error
-        # A full buffer is taken as having wrapped once: total_added only has to agree with the ring.
-        buffer._set_position(size if size < buffer.capacity else buffer.capacity + next_index)
-        buffer.rng = rng
-        return buffer
-
-    def write_chunks(self, directory: str | os.PathLike, manifest_name: str,
-                     previous: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Write the rows added since `previous` as one chunk file, then the manifest; return the manifest.
-
-        previous: the manifest an earlier write_chunks of this same buffer returned, whose chunks are
-        still in directory; None writes every held row. The new chunk `replay_chunk-<total_added>.npy`
-        holds the transitions added since then that are still held; the manifest (JSON, written
-        last) lists, oldest first, the chunks that hold the buffer's transitions, and its counters
-        and sampler state. Chunks the ring has wholly overwritten are no longer listed.
-        """
-        directory = Path(directory)
-        total, oldest = self.total_added, self.total_added - self._size
-        if previous is None:
-            chunks, start = [], oldest
-        else:
-            if (previous["capacity"], previous["obs_dim"], previous["act_dim"]) != \
-                    (self.capacity, self.obs_dim, self.act_dim) or previous["total_added"] > total:
-                raise ValueError("write_chunks: `previous` is not an earlier manifest of this buffer")
-            chunks = [chunk for chunk in previous["chunks"] if chunk["stop"] > oldest]
-            start = max(previous["total_added"], oldest)
-        if start < total:
-            name = f"{CHUNK_PREFIX}-{total}.npy"
-            parts = [self._table[slots] for slots, _ in self._ring_parts(start, total)]
-            rows = parts[0] if len(parts) == 1 else np.concatenate(parts)
-            write_atomically(directory / name, lambda file: np.save(file, rows, allow_pickle=False), sync=True)
-            chunks.append({"file": name, "start": start, "stop": total})
-        manifest = {"format_version": _CHUNKED_FORMAT_VERSION, "capacity": self.capacity, "obs_dim": self.obs_dim,
-                    "act_dim": self.act_dim, "total_added": total, "rng_state": self.rng.bit_generator.state,
-                    "chunks": chunks}
-        write_text_atomically(directory / manifest_name, json.dumps(manifest))
-        return manifest
-
-    @classmethod
-    def read_chunks(cls, manifest_path: str | os.PathLike) -> tuple[ReplayBuffer, dict[str, Any]]:
-        """Rebuild a buffer from a manifest of write_chunks and its chunks; return it and the manifest.
-
-        Raises UserInputError with one line naming the file if the manifest or a chunk is missing,
-        truncated, corrupt or inconsistent. No file is modified.
-        """
-        manifest_path = Path(manifest_path)
-        current = manifest_path  # the file being read, for the error message
-        try:
-            manifest = json.loads(manifest_path.read_text())
-            if manifest["format_version"] != _CHUNKED_FORMAT_VERSION:
-                raise ValueError(f"unsupported format_version {manifest['format_version']!r}")
-            buffer = cls(manifest["capacity"], manifest["obs_dim"], manifest["act_dim"])
-            total, chunks = manifest["total_added"], manifest["chunks"]
-            if isinstance(total, bool) or not isinstance(total, int) or total < 0:
-                raise ValueError(f"total_added must be an integer >= 0, got {total!r}")
-            buffer._set_position(total)
-            oldest = total - len(buffer)
-            # The chunks must cover transitions oldest..total-1 without gap, oldest first.
-            expected_start = chunks[0]["start"] if chunks else total
-            if expected_start > oldest:
-                raise ValueError(f"the chunks start at transition {expected_start}, after the oldest held, {oldest}")
-            for chunk in chunks:
-                start, stop, name = chunk["start"], chunk["stop"], chunk["file"]
-                if start != expected_start or not start < stop or stop <= oldest \
-                        or not isinstance(name, str) or not _CHUNK_NAME.fullmatch(name):
-                    raise ValueError(f"chunk entry {chunk} is out of order or malformed")
-                expected_start = stop
-                current = manifest_path.parent / name
-                rows = np.load(current, mmap_mode="r", allow_pickle=False)
-                if rows.dtype != np.float32 or rows.shape != (stop - start, buffer._table.shape[1]):
-                    raise ValueError(f"array of dtype {rows.dtype} and shape {rows.shape}, expected float32 "
-                                     f"and {(stop - start, buffer._table.shape[1])}")
-                first = max(start, oldest)
-                held = np.array(rows[first - start:])  # reads the file: only the rows still held
-                del rows
-                if not np.isfinite(held).all():
-                    raise ValueError("contains NaN or inf")
-                for slots, part in buffer._ring_parts(first, stop):
-                    buffer._table[slots] = held[part]
-            current = manifest_path
-            if expected_start != total:
-                raise ValueError(f"the chunks end at transition {expected_start}, not at total_added {total}")
-            buffer.rng = _generator(manifest["rng_state"])
-        except FileNotFoundError:
-            raise UserInputError(f"replay buffer file not found: {current}") from None
-        except (KeyError, IndexError, OSError, EOFError, ValueError, TypeError, AttributeError,
-                MemoryError) as error:
-            raise UserInputError(f"cannot load replay buffer from {current}: corrupt or not a replay buffer "
-                                 f"file ({_reason(error)})") from error
-        return buffer, manifest
-
-
-def _generator(state: dict) -> np.random.Generator:
-    """A NumPy generator in the given bit_generator.state (JSON-safe bit generators only)."""
-    bit_generator = _BIT_GENERATORS.get(state.get("bit_generator"))
-    if bit_generator is None:
-        raise ValueError(f"unknown bit generator {state.get('bit_generator')!r}")
-    rng = np.random.Generator(bit_generator())
-    rng.bit_generator.state = state
-    return rng
-
-
-def _reason(error: BaseException) -> str:
-    return str(error).splitlines()[0] if str(error) else type(error).__name__

@@ -1,9 +1,13 @@
-"""Epoch metrics: the live console view (rich), progress.csv and TensorBoard events of a run."""
+"""Epoch metrics: the live console view (rich), progress.csv and TensorBoard events of a run.
+
+Generic: the columns (which metrics, in which order, where each one shows) are the algorithm's, given as
+a sequence of Column.
+"""
 from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
@@ -25,47 +29,16 @@ from rich.text import Text
 
 
 class Column(NamedTuple):
-    """One value of an epoch row: its progress.csv column, its TensorBoard section and its console column."""
+    """One value of an epoch row: its progress.csv column, its TensorBoard section and its console column.
 
-    name: str                 # the key in the row (and in the brain's metrics), the progress.csv column
+    The algorithm defines its columns (SoftActorCritic/metrics.py) and passes them to ConsoleView and ProgressFiles.
+    """
+
+    name: str                 # the key in the row (and in the algorithm's metrics), the progress.csv column
     section: str | None       # TensorBoard tag section/name (losses, values, charts); None: not in TensorBoard
     header: str | None = None  # console header; None: not on the console
     fmt: str = "{:.3g}"       # console format
-
-
-# Every value of an epoch row, in progress.csv order: the one definition of the metric names. A metric a
-# variant does not have (v_loss in v2) is left empty. The update's metrics are the rows from v_loss to q2_mean.
-COLUMNS = (
-    Column("epoch", None, "epoch", "{:.0f}"),
-    Column("env_steps", None, "steps", "{:.0f}"),
-    Column("gradient_steps", None),
-    Column("wall_time_s", None),
-    Column("eval_return_mean", "charts", "eval ret", "{:.1f}"),
-    Column("eval_return_std", "charts", "± std", "{:.1f}"),
-    Column("train_return_mean", "charts", "train ret", "{:.1f}"),
-    Column("train_episodes", "charts"),
-    Column("v_loss", "losses", "V loss"),
-    Column("q1_loss", "losses", "Q1 loss"),
-    Column("q2_loss", "losses"),
-    Column("pi_loss", "losses", "pi loss"),
-    Column("alpha_loss", "losses"),
-    Column("alpha", "charts", "alpha"),
-    Column("log_pi_mean", "charts", "log pi", "{:.2f}"),
-    Column("v_mean", "values", "V mean", "{:.1f}"),
-    Column("frozen_v_mean", "values"),
-    Column("q1_mean", "values", "Q1 mean", "{:.1f}"),
-    Column("q2_mean", "values"),
-    Column("steps_per_s", "charts", "steps/s", "{:.0f}"),
-)
-PROGRESS_COLUMNS = tuple(column.name for column in COLUMNS)
-UPDATE_METRICS = PROGRESS_COLUMNS[PROGRESS_COLUMNS.index("v_loss"):PROGRESS_COLUMNS.index("q2_mean") + 1]
-CONSOLE_COLUMNS = tuple((column.name, column.header, column.fmt) for column in COLUMNS if column.header)
-TENSORBOARD_TAGS = {column.name: f"{column.section}/{column.name}" for column in COLUMNS if column.section}
-
-
-def tensorboard_tag(key: str) -> str:
-    """Metric names grouped in sections, as CleanRL does: losses/..., values/..., charts/..."""
-    return TENSORBOARD_TAGS[key]
+    former_names: tuple[str, ...] = ()  # its names in progress.csv files written before a rename (read on resume)
 
 
 def _format(value: object, fmt: str) -> str:
@@ -87,8 +60,9 @@ class ConsoleView:
     On a terminal the bar is live; otherwise (CI, a log file) each epoch prints plain lines.
     """
 
-    def __init__(self, console: Console | None = None) -> None:
+    def __init__(self, columns: Sequence[Column], console: Console | None = None) -> None:
         self.console = console or Console()
+        self._columns = [(column.name, column.header, column.fmt) for column in columns if column.header]
         self._header_printed = False
 
     @property
@@ -112,13 +86,13 @@ class ConsoleView:
         """One aligned row of the epoch's metrics (a header before the first); plain `key value` pairs off a
         terminal."""
         if not self.live:
-            print(" | ".join(f"{header.strip()} {_format(row.get(key), fmt)}" for key, header, fmt in CONSOLE_COLUMNS),
+            print(" | ".join(f"{header.strip()} {_format(row.get(key), fmt)}" for key, header, fmt in self._columns),
                   flush=True)
             return
         table = Table(show_header=not self._header_printed, box=None, pad_edge=False)
-        for _, header, _ in CONSOLE_COLUMNS:
+        for _, header, _ in self._columns:
             table.add_column(header, justify="right", min_width=9)
-        table.add_row(*(_format(row.get(key), fmt) for key, _, fmt in CONSOLE_COLUMNS))
+        table.add_row(*(_format(row.get(key), fmt) for key, _, fmt in self._columns))
         self.console.print(table)
         self._header_printed = True
 
@@ -129,15 +103,21 @@ class ConsoleView:
 class ProgressFiles:
     """progress.csv (one row per epoch, header first) and TensorBoard events under run_dir/tb."""
 
-    def __init__(self, run_dir: Path, keep_epochs: int = 0) -> None:
-        """Open for appending; on resume, rows after `keep_epochs` (written after the checkpoint) are dropped."""
+    def __init__(self, run_dir: Path, columns: Sequence[Column], keep_epochs: int = 0) -> None:
+        """Open for appending; on resume, rows after `keep_epochs` (written after the checkpoint) are dropped, and
+        the rows kept get each column's current name."""
         self.csv_path = Path(run_dir) / "progress.csv"
+        self.names = tuple(column.name for column in columns)
+        # TensorBoard tags grouped in sections, as CleanRL does: losses/..., values/..., charts/...
+        self.tensorboard_tags = {column.name: f"{column.section}/{column.name}" for column in columns if column.section}
+        current_name = {former: column.name for column in columns for former in column.former_names}
         rows = []
         if keep_epochs > 0 and self.csv_path.exists():
             with self.csv_path.open(newline="") as file:
-                rows = [row for row in csv.DictReader(file) if int(row["epoch"]) <= keep_epochs]
+                rows = [{current_name.get(key, key): value for key, value in row.items()}
+                        for row in csv.DictReader(file) if int(row["epoch"]) <= keep_epochs]
         with self.csv_path.open("w", newline="") as file:
-            writer = csv.DictWriter(file, fieldnames=PROGRESS_COLUMNS)
+            writer = csv.DictWriter(file, fieldnames=self.names)
             writer.writeheader()
             writer.writerows(rows)
         self.tensorboard = tf.summary.create_file_writer(str(Path(run_dir) / "tb"))
@@ -145,10 +125,10 @@ class ProgressFiles:
     def write(self, row: Mapping[str, object]) -> None:
         """Append one epoch row to progress.csv and its scalars to TensorBoard (x axis: env steps)."""
         with self.csv_path.open("a", newline="") as file:
-            csv.DictWriter(file, fieldnames=PROGRESS_COLUMNS).writerow(
-                {key: "" if row.get(key) is None else row[key] for key in PROGRESS_COLUMNS})
+            csv.DictWriter(file, fieldnames=self.names).writerow(
+                {key: "" if row.get(key) is None else row[key] for key in self.names})
         with self.tensorboard.as_default(step=int(row["env_steps"])):
-            for key, tag in TENSORBOARD_TAGS.items():
+            for key, tag in self.tensorboard_tags.items():
                 value = row.get(key)
                 if value is not None:
                     tf.summary.scalar(tag, float(value))

@@ -30,7 +30,7 @@ TINY_SPEC = {
 # Learns Pendulum within a few thousand steps (64x64 networks, learning rate 1e-3, batch 128, 500 random
 # steps): each learning run of the slow tests takes about 20 seconds on two cores.
 FAST = dict(env_id="Pendulum-v1", timestep_per_epoch=1000, min_pool_size=500, batch_size_in_ts=128,
-            reward_scaling=1.0, alpha=0.2, learning_rate=1e-3, critic_learning_rate=1e-3,
+            reward_scaling=1.0, alpha=0.2, actor_learning_rate=1e-3, critic_learning_rate=1e-3,
             phi_nn_h_layer_topo=(64, 64), psi_nn_h_layer_topo=(64, 64), theta_nn_h_layer_topo=(64, 64))
 
 

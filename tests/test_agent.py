@@ -18,6 +18,7 @@ from blocAndTools.replay_buffer import Minibatch
 from blocAndTools.run_logging import ConsoleView, ProgressFiles
 from SoftActorCritic.agent import SoftActorCriticAgent
 from SoftActorCritic.brain import SoftActorCriticBrain
+from SoftActorCritic.metrics import COLUMNS
 from SoftActorCritic.networks import squashed_sample
 from SoftActorCritic.numpy_policy import load_policy
 from tests.helpers import FAST, TINY_SPEC, TempFolderTest, latest_checkpoint_steps, run_cli, write_spec
@@ -54,7 +55,7 @@ def infinite_gradient_at(step: int, loss: str):
 
         @tf.custom_gradient
         def same_value(x):
-            return tf.identity(x), lambda dy: dy * tf.where(brain.gradient_step == step, np.inf, 1.0)
+            return tf.identity(x), lambda dy: dy * tf.where(brain.updates == step, np.inf, 1.0)
         metrics[loss] = same_value(metrics[loss])
         return metrics
     return compute_losses
@@ -69,7 +70,7 @@ class NonFiniteStateTest(unittest.TestCase):
                 with mock.patch.object(SoftActorCriticBrain, "compute_losses", infinite_gradient_at(100, loss)):
                     agent = SoftActorCriticAgent(spec, Path(folder))  # traces the update
                 with self.assertRaises(TrainingDiverged) as caught:
-                    agent.train(ConsoleView())
+                    agent.train(ConsoleView(COLUMNS))
                 agent.close()
                 self.assertIn(network, str(caught.exception))
                 self.assertIn("became non-finite by env step 200", str(caught.exception))
@@ -96,7 +97,7 @@ class EvaluationFaultTest(unittest.TestCase):
             self.assertEqual(run_cli("train", "--spec", str(spec), "--run-dir", str(whole))[0], 0)
             uninterrupted = pd.read_csv(whole / "progress.csv")
             self.assertEqual(resumed["epoch"].tolist(), [1, 2])
-            columns = ["epoch", "env_steps", "gradient_steps", "eval_return_mean"]
+            columns = ["epoch", "env_steps", "updates", "eval_return_mean"]
             pd.testing.assert_frame_equal(resumed[columns], uninterrupted[columns])
             # the training metrics of the interrupted epoch cover the steps run after the resume: none here
             self.assertTrue(np.isnan(resumed["q1_loss"][0]))
@@ -116,15 +117,15 @@ class GradientStepsTest(unittest.TestCase):
             self.addCleanup(agent.close)
             brain = agent.brain
             initial = {loss: [v.numpy().copy() for v in variables] for loss, variables in brain.trained_by_loss.items()}
-            files = ProgressFiles(Path(folder))
-            agent.train(ConsoleView(), files)
+            files = ProgressFiles(Path(folder), COLUMNS)
+            agent.train(ConsoleView(COLUMNS), files)
             files.close()
             progress = pd.read_csv(Path(folder) / "progress.csv")
         # calls at env steps 100, 104, ..., 200: 26 in epoch 1; 204, ..., 400: 50 more in epoch 2
         self.assertEqual(progress["env_steps"].tolist(), [200, 400])
-        self.assertEqual(progress["gradient_steps"].tolist(), [4 * 26, 4 * 76])
+        self.assertEqual(progress["updates"].tolist(), [4 * 26, 4 * 76])
         self.assertTrue(progress["q1_loss"].notna().all() and progress["pi_loss"].notna().all())
-        self.assertEqual(int(brain.gradient_step), 4 * 76)
+        self.assertEqual(int(brain.updates), 4 * 76)
         for loss, optimizer in brain.optimizers.items():
             self.assertEqual(int(optimizer.iterations), 4 * 76, loss)
         for loss, variables in brain.trained_by_loss.items():
@@ -231,7 +232,7 @@ class TrainingLoopTest(unittest.TestCase):
         self.addCleanup(agent.close)
         noise = copy_of(agent.brain.action_rng)
         agent.run_epoch()
-        self.assertEqual(int(agent.brain.gradient_step), 0)
+        self.assertEqual(int(agent.brain.updates), 0)
         obs, actions = agent.buffer.obs[10:30], agent.buffer.act[10:30]
         mu, log_std = (x.numpy() for x in agent.brain.phi(obs))
         eps = np.stack([noise.standard_normal(1, dtype=np.float32) for _ in range(20)])
@@ -260,7 +261,7 @@ class TrainingLoopTest(unittest.TestCase):
         for env_steps, rows in calls:
             self.assertEqual(rows.shape, (3, 8, width), f"the minibatches of env step {env_steps}")
             self.assertFalse(np.array_equal(rows[0], rows[1]) or np.array_equal(rows[1], rows[2]), env_steps)
-        self.assertEqual(int(brain.gradient_step), 3 * 11)
+        self.assertEqual(int(brain.updates), 3 * 11)
 
 
 def next_draws(agent: SoftActorCriticAgent) -> dict[str, np.ndarray]:
@@ -301,7 +302,7 @@ class RestoreTest(TempFolderTest):
     def test_acting_after_a_restore_follows_the_restored_phi(self):
         spec = ExperimentSpec.from_yaml(self.spec_path).replace(max_epoch=1)
         agent = SoftActorCriticAgent(spec, self.root / "run")
-        agent.train(ConsoleView())  # ends with a checkpoint
+        agent.train(ConsoleView(COLUMNS))  # ends with a checkpoint
         obs = np.random.default_rng(0).normal(size=(8, 3)).astype(np.float32)
         saved_actions = agent.brain.deterministic_action(obs)
         for _ in range(20):  # phi moves on, and acting follows it
@@ -368,7 +369,7 @@ def train(spec: ExperimentSpec) -> list[dict]:
     """The epoch rows of a whole run of spec, without a run folder."""
     agent = SoftActorCriticAgent(spec)
     try:
-        return agent.train(ConsoleView())
+        return agent.train(ConsoleView(COLUMNS))
     finally:
         agent.close()
 
@@ -378,7 +379,7 @@ class HomeworkSanityTest(unittest.TestCase):
     def test_critic_only_mean_q_settles_near_minus_700(self):
         # sanity_pendulum_1 with hard target copies every 10 steps: the same fixed point, reached in 8k steps.
         spec = ExperimentSpec.from_yaml(EXPERIMENTS / "sac" / "sanity_pendulum_1.yaml").replace(
-            max_epoch=8, min_pool_size=500, max_eval_trj=1, learning_rate=1e-3, critic_learning_rate=1e-3,
+            max_epoch=8, min_pool_size=500, max_eval_trj=1, actor_learning_rate=1e-3, critic_learning_rate=1e-3,
             target_smoothing_coefficient=1.0, target_update_interval=10)
         q_means = [row["q1_mean"] for row in train(spec)]
         self.assertTrue(all(-1000 < q < -550 for q in q_means[-3:]), q_means)  # large negative, above -1000
@@ -397,7 +398,7 @@ class HomeworkSanityTest(unittest.TestCase):
         mu, log_std = agent.brain.phi(obs)
         eps = rng.standard_normal(mu.shape, dtype=np.float32)
         initial_entropy = -float(np.mean(squashed_sample(mu, log_std, eps)[1]))
-        entropy = -agent.train(ConsoleView())[-1]["log_pi_mean"]
+        entropy = -agent.train(ConsoleView(COLUMNS))[-1]["log_pi_mean"]
         agent.close()
         self.assertLess(initial_entropy, 0.0)
         self.assertGreater(entropy, 0.6, initial_entropy)

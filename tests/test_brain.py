@@ -14,8 +14,8 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from blocAndTools import ExperimentSpec, Minibatch, ReplayBuffer
-from blocAndTools.run_logging import UPDATE_METRICS
 from SoftActorCritic import SoftActorCriticBrain
+from SoftActorCritic.metrics import UPDATE_METRICS
 from tests.helpers import FAST
 
 OBS_DIM, ACT_DIM, BATCH = 3, 2, 5
@@ -302,7 +302,7 @@ class IndependentUpdate:
         return {name: float(loss) for name, loss in losses.items()}
 
     def learning_rate(self, loss: str) -> float:
-        return {"pi_loss": self.spec.learning_rate,
+        return {"pi_loss": self.spec.actor_learning_rate,
                 "alpha_loss": self.spec.alpha_learning_rate}.get(loss, self.spec.critic_learning_rate)
 
     def adam_step(self, name, variables, grads, lr):
@@ -330,7 +330,7 @@ class TrainStepTest(unittest.TestCase):
     def check_against_independent_update(self, steps: int = 3, **changes):
         """Every network (and log_alpha, and the targets) after `steps` train_steps equals the independent update."""
         brain = tiny_brain(phi_nn_h_layer_topo=(8,), psi_nn_h_layer_topo=(8,), theta_nn_h_layer_topo=(8,),
-                           learning_rate=1e-2, critic_learning_rate=5e-3, alpha_learning_rate=2e-2,
+                           actor_learning_rate=1e-2, critic_learning_rate=5e-3, alpha_learning_rate=2e-2,
                            target_smoothing_coefficient=0.3, **changes)
         reference = IndependentUpdate(brain)
         rng = np.random.default_rng(0)
@@ -549,7 +549,7 @@ class TrainStepsTest(unittest.TestCase):
             for name in expected_values:
                 np.testing.assert_array_equal(values[name], expected_values[name], err_msg=name)
             np.testing.assert_allclose(brain.numpy_actor()(obs), np.tanh(brain.phi(obs)[0].numpy()), atol=1e-6)
-        self.assertEqual(int(brain.gradient_step), 2)
+        self.assertEqual(int(brain.updates), 2)
 
     @pytest.mark.slow  # XLA compiles
     def test_any_non_finite_step_clears_all_finite(self):
@@ -557,7 +557,17 @@ class TrainStepsTest(unittest.TestCase):
         minibatches = filled_buffer().sample(16, num_batches=4)
         minibatches.rows[2, 0, 0] = np.inf  # obs of one transition of the third minibatch
         self.assertFalse(bool(brain.train_steps(minibatches)["all_finite"]))
-        self.assertEqual(int(brain.gradient_step), 4)
+        self.assertEqual(int(brain.updates), 4)
+
+
+class UpdateCounterCheckpointTest(unittest.TestCase):
+    def test_a_checkpoint_from_before_the_rename_restores_the_update_counter(self):
+        """Checkpoints hold `updates` under "gradient_step", the counter's name when they were first written."""
+        brain = tiny_brain()
+        with tempfile.TemporaryDirectory() as folder:
+            old = tf.train.Checkpoint(gradient_step=tf.Variable(7, dtype=tf.int64)).write(os.path.join(folder, "old"))
+            tf.train.Checkpoint(**brain.trackables()).read(old).expect_partial()
+        self.assertEqual(int(brain.updates), 7)
 
 
 class LearnedAlphaTest(unittest.TestCase):

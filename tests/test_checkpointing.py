@@ -9,7 +9,7 @@ from unittest import mock
 import numpy as np
 import tensorflow as tf
 
-from blocAndTools import ReplayBuffer, UserInputError
+from blocAndTools import ReplayBuffer, UserInputError, buffer_files
 from blocAndTools.checkpointing import RunCheckpointer
 
 OBS_DIM, ACT_DIM = 3, 2
@@ -199,7 +199,8 @@ class WholeBufferCheckpointTest(CheckpointFolderTest):
         checkpointer, buffer = self.checkpointer(), ReplayBuffer(10, OBS_DIM, ACT_DIM, seed=0)
         add_rows(buffer, 12)
         self.directory.mkdir(parents=True)
-        buffer.save(self.directory / "replay_buffer-12.npz")  # the former layout: the whole buffer, no manifest
+        # the former layout: the whole buffer, no manifest
+        buffer_files.write_npz(buffer, self.directory / "replay_buffer-12.npz")
         (self.directory / "run_state-12.json").write_text("{}")
         checkpointer.manager.save(checkpoint_number=12)
         checkpointer = self.checkpointer()
@@ -221,7 +222,7 @@ class FileModeTest(CheckpointFolderTest):
                 buffer = ReplayBuffer(10, OBS_DIM, ACT_DIM, seed=0)
                 add_rows(buffer, 4)
                 RunCheckpointer(directory, {"step": self.step}).save(1, buffer, {})
-                buffer.save(directory / "whole_buffer.npz")
+                buffer_files.write_npz(buffer, directory / "whole_buffer.npz")
             finally:
                 os.umask(previous)
             modes = {path.name: oct(path.stat().st_mode & 0o777) for path in directory.iterdir()}

@@ -14,11 +14,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from blocAndTools import ReplayBuffer
+from blocAndTools import buffer_files
 from blocAndTools.errors import UserInputError
-from blocAndTools.run_logging import PROGRESS_COLUMNS
 from SoftActorCritic import load_policy
 from SoftActorCritic.experiment_runner import experiments_dir, resolve_spec
+from SoftActorCritic.metrics import PROGRESS_COLUMNS
 from tests.helpers import (REPO, TempFolderTest, latest_checkpoint_steps, progress_rows, run_cli, run_command,
                            wait_for, write_spec)
 from tests.helpers import TINY_SPEC as TINY_SPEC_FIELDS
@@ -123,7 +123,7 @@ class TrainEndToEndTest(unittest.TestCase):
 
     def test_resume_refuses_any_change_but_max_epoch(self):
         before = folder_state(self.run_dir)
-        for change in ("seed=4", "learning_rate=0.1", "max_epoch=1"):
+        for change in ("seed=4", "actor_learning_rate=0.1", "max_epoch=1"):
             with self.subTest(change=change):
                 status, _, err = run_cli("train", "--resume", "--run-dir", str(self.run_dir), "--set", change)
                 self.assertEqual(status, 2, err)
@@ -172,9 +172,10 @@ class BadInputTest(unittest.TestCase):
 
     def test_each_bad_input_gets_one_line_and_status_2(self):
         self.assertRejected("no such file", "--spec", str(self.root / "missing.yaml"))
-        self.assertRejected("did you mean 'learning_rate'", "--spec", str(self.spec_path), "--set",
+        self.assertRejected("did you mean 'actor_learning_rate'", "--spec", str(self.spec_path), "--set",
                             "learnig_rate=0.1")
-        self.assertRejected("'learning_rate' = -0.1", "--spec", str(self.spec_path), "--set", "learning_rate=-0.1")
+        self.assertRejected("'actor_learning_rate' = -0.1", "--spec", str(self.spec_path), "--set",
+                            "actor_learning_rate=-0.1")
         self.assertRejected("'batch_size_in_ts' = 500: must be <= min_pool_size", "--spec", str(self.spec_path),
                             "--set", "batch_size_in_ts=500")
         self.assertRejected("unknown environment id 'NoSuchEnv-v0'", "--spec", str(self.spec_path), "--set",
@@ -288,7 +289,7 @@ class ResumeTest(TempFolderTest):
         steps = latest_checkpoint_steps(run_dir)
         epochs = steps // 200  # checkpoints come at the end of epochs of 200 steps
         self.assertEqual(steps, 200 * epochs)
-        saved, _ = ReplayBuffer.read_chunks(run_dir / "checkpoints" / f"replay_buffer-{steps}.json")
+        saved, _ = buffer_files.read_chunks(run_dir / "checkpoints" / f"replay_buffer-{steps}.json")
 
         end = epochs + 2
         status, out, err = run_cli("train", "--resume", "--run-dir", str(run_dir), "--set", f"max_epoch={end}")
@@ -297,7 +298,7 @@ class ResumeTest(TempFolderTest):
         progress = pd.read_csv(run_dir / "progress.csv")
         self.assertEqual(progress["epoch"].tolist(), list(range(1, end + 1)))
         self.assertEqual(progress["env_steps"].tolist(), [200 * epoch for epoch in range(1, end + 1)])
-        final, _ = ReplayBuffer.read_chunks(run_dir / "checkpoints" / f"replay_buffer-{200 * end}.json")
+        final, _ = buffer_files.read_chunks(run_dir / "checkpoints" / f"replay_buffer-{200 * end}.json")
         self.assertEqual(len(final), 200 * end)
         np.testing.assert_array_equal(final.obs[:len(saved)], saved.obs[:len(saved)])
         np.testing.assert_array_equal(final.rew[:len(saved)], saved.rew[:len(saved)])

@@ -7,7 +7,13 @@ import unittest
 from pathlib import Path
 
 from blocAndTools import ExperimentSpec, UserInputError
-from blocAndTools.experiment_spec import expand_grid, field_docs, load_raw_spec
+from blocAndTools.experiment_spec import (
+    expand_grid,
+    field_docs,
+    is_grid_value,
+    is_text_field,
+    load_raw_spec,
+)
 
 
 def write_spec(folder: str, text: str, name: str = "exp.yaml") -> Path:
@@ -19,7 +25,7 @@ def write_spec(folder: str, text: str, name: str = "exp.yaml") -> Path:
 class DefaultsTest(unittest.TestCase):
     def test_paper_defaults(self):
         spec = ExperimentSpec()
-        self.assertEqual((spec.discount_factor, spec.learning_rate, spec.critic_learning_rate,
+        self.assertEqual((spec.discount_factor, spec.actor_learning_rate, spec.critic_learning_rate,
                           spec.target_smoothing_coefficient, spec.target_update_interval, spec.batch_size_in_ts),
                          (0.99, 3e-4, 3e-4, 0.005, 1, 256))
         self.assertEqual(spec.phi_nn_h_layer_topo, (256, 256))
@@ -49,16 +55,44 @@ class LoadingTest(unittest.TestCase):
     def test_yaml_overrides_and_roundtrip(self):
         with tempfile.TemporaryDirectory() as folder:
             path = write_spec(folder, "env_id: Pendulum-v1\nalpha: 0.2\nphi_nn_h_layer_topo: [64, 64]\n")
-            spec = ExperimentSpec.from_yaml(path, ["alpha=auto", "learning_rate=1e-3", "seed=7"])
+            spec = ExperimentSpec.from_yaml(path, ["alpha=auto", "actor_learning_rate=1e-3", "seed=7"])
             self.assertEqual(spec.name, "exp")
             self.assertEqual(spec.alpha, "auto")
-            self.assertEqual(spec.learning_rate, 1e-3)
+            self.assertEqual(spec.actor_learning_rate, 1e-3)
             self.assertEqual(spec.phi_nn_h_layer_topo, (64, 64))
             spec.to_yaml(Path(folder) / "spec.yaml")
             self.assertEqual(ExperimentSpec.from_yaml(Path(folder) / "spec.yaml"), spec)
 
+    def test_text_fields_are_those_whose_type_takes_a_string(self):
+        self.assertEqual([name for name in ("env_id", "alpha", "seed", "actor_learning_rate", "phi_nn_h_layer_topo",
+                                            "grid") if is_text_field(name)], ["env_id", "alpha"])
+
     def test_integer_is_accepted_for_a_float_field(self):
         self.assertEqual(ExperimentSpec(reward_scaling=5).reward_scaling, 5.0)
+
+
+class RenamedFieldTest(unittest.TestCase):
+    """learning_rate became actor_learning_rate: old spec files, old run folders' spec.yaml and --set still load."""
+
+    def test_the_old_name_loads_from_a_file_a_set_and_a_grid_point(self):
+        with tempfile.TemporaryDirectory() as folder:
+            old_file = write_spec(folder, "learning_rate: 1.0e-3\n")
+            new_file = write_spec(folder, "seed: 1\n", "new.yaml")
+            self.assertEqual(ExperimentSpec.from_yaml(old_file).actor_learning_rate, 1e-3)
+            self.assertEqual(ExperimentSpec.from_yaml(new_file, ["learning_rate=2e-3"]).actor_learning_rate, 2e-3)
+            # a file's old name, overridden by --set with the new one
+            self.assertEqual(ExperimentSpec.from_yaml(old_file, ["actor_learning_rate=4e-3"]).actor_learning_rate, 4e-3)
+            raw = load_raw_spec(write_spec(folder, "grid:\n  - {learning_rate: 1.0e-3}\n  - {learning_rate: 3.0e-3}\n"))
+            self.assertEqual([spec.actor_learning_rate for spec in expand_grid(raw)], [1e-3, 3e-3])
+
+    def test_both_names_at_once_is_a_one_line_error(self):
+        with tempfile.TemporaryDirectory() as folder:
+            path = write_spec(folder, "learning_rate: 1.0e-3\nactor_learning_rate: 2.0e-3\n")
+            with self.assertRaisesRegex(UserInputError, "both 'learning_rate' and 'actor_learning_rate'") as caught:
+                load_raw_spec(path)
+            self.assertNotIn("\n", str(caught.exception))
+            with self.assertRaisesRegex(UserInputError, "--set: both 'learning_rate' and 'actor_learning_rate'"):
+                load_raw_spec(write_spec(folder, "seed: 1\n"), ["learning_rate=1e-3", "actor_learning_rate=2e-3"])
 
 
 class ValidationTest(unittest.TestCase):
@@ -67,7 +101,7 @@ class ValidationTest(unittest.TestCase):
             ExperimentSpec(**fields)
 
     def test_out_of_range_values_name_the_field(self):
-        self.assertRejected("'learning_rate' = -0.001: must be a positive number", learning_rate=-1e-3)
+        self.assertRejected("'actor_learning_rate' = -0.001: must be a positive number", actor_learning_rate=-1e-3)
         self.assertRejected("'discount_factor'", discount_factor=1.5)
         self.assertRejected("'target_smoothing_coefficient'", target_smoothing_coefficient=0.0)
         self.assertRejected("'batch_size_in_ts' = 512: must be <= min_pool_size", batch_size_in_ts=512,
@@ -87,7 +121,7 @@ class ValidationTest(unittest.TestCase):
     def test_unknown_key_suggests_the_closest_name(self):
         with tempfile.TemporaryDirectory() as folder:
             path = write_spec(folder, "learnig_rate: 0.001\n")
-            with self.assertRaisesRegex(UserInputError, "unknown spec field 'learnig_rate'.*'learning_rate'"):
+            with self.assertRaisesRegex(UserInputError, "unknown spec field 'learnig_rate'.*'actor_learning_rate'"):
                 load_raw_spec(path)
 
     def test_missing_file_and_bad_yaml(self):
@@ -118,8 +152,14 @@ class GridTest(unittest.TestCase):
         self.assertEqual(len(expand_grid({"name": "g", "phi_nn_h_layer_topo": [64, 64]})), 1)
 
     def test_each_grid_point_is_validated(self):
-        with self.assertRaisesRegex(UserInputError, "learning_rate"):
-            expand_grid({"name": "g", "learning_rate": [1e-3, -1.0]})
+        with self.assertRaisesRegex(UserInputError, "actor_learning_rate"):
+            expand_grid({"name": "g", "actor_learning_rate": [1e-3, -1.0]})
+
+    def test_a_grid_value_is_a_list_or_for_a_topology_a_list_of_lists(self):
+        self.assertTrue(is_grid_value("reward_scaling", [1, 5]))
+        self.assertFalse(is_grid_value("reward_scaling", 5))
+        self.assertTrue(is_grid_value("phi_nn_h_layer_topo", [[64], [32, 32]]))
+        self.assertFalse(is_grid_value("phi_nn_h_layer_topo", [64, 64]))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from blocAndTools.atomic_files import temporary_name
 from SoftActorCritic.export import export_saved_model
 from SoftActorCritic.numpy_policy import Policy, checkpoint_policy_path
 from tests.helpers import random_actor, run_cli
@@ -71,7 +72,7 @@ class ExportTest(unittest.TestCase):
         out = Path(self.folder.name) / "direct"
         export_saved_model(self.policy, out)
         self.assertTrue((out / "saved_model.pb").is_file())
-        self.assertFalse(out.with_name("direct.partial").exists())
+        self.assertFalse(temporary_name(out).exists())
 
 
 if __name__ == "__main__":

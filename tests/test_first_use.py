@@ -177,10 +177,11 @@ class FieldsTest(unittest.TestCase):
 
 
 class SummaryTextTest(TemporaryFolderTest):
-    def write_run(self, name: str, learning_rate: float, returns: list[float]) -> Path:
+    def write_run(self, name: str, actor_learning_rate: float, returns: list[float]) -> Path:
         run_dir = self.root / name
         run_dir.mkdir()
-        (run_dir / "spec.yaml").write_text(yaml.safe_dump(dict(TINY_SPEC, name=name, learning_rate=learning_rate)))
+        spec = dict(TINY_SPEC, name=name, actor_learning_rate=actor_learning_rate)
+        (run_dir / "spec.yaml").write_text(yaml.safe_dump(spec))
         pd.DataFrame({"epoch": range(1, len(returns) + 1), "env_steps": [200 * (i + 1) for i in range(len(returns))],
                       "eval_return_mean": returns, "wall_time_s": [0.1 + 0.2 for _ in returns]}
                      ).to_csv(run_dir / "progress.csv", index=False)
@@ -197,7 +198,7 @@ class SummaryTextTest(TemporaryFolderTest):
                               "import print_summary; print_summary(pd.read_csv(sys.argv[1]), 'summary')",
                               str(self.root / sweep_summary.SUMMARY)], capture_output=True, text=True,
                              timeout=60).stdout
-        self.assertIn("learning_rate", out)
+        self.assertIn("actor_learning_rate", out)
         self.assertIn("0.0084591234567", out)
         self.assertEqual(len(table), 2)
 

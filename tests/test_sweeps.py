@@ -144,17 +144,18 @@ class EmbeddedRayTest(SweepTestCase):
         search = self.root / "search"
         spec = self.root / "searched.yaml"
         spec.write_text(TINY_SPEC + "reward_scaling: choice([1, 5, 20])\n")
-        status, out, err = run_cli("tune", "--spec", str(spec), "--search", "learning_rate=loguniform(1e-4, 1e-2)",
+        status, out, err = run_cli("tune", "--spec", str(spec), "--search",
+                                   "actor_learning_rate=loguniform(1e-4, 1e-2)",
                                    "--samples", "4", "--scheduler", "asha", "--run-dir", str(search))
         self.assertEqual(status, 0, out + err)
         best = ExperimentSpec.from_yaml(search / "best_spec.yaml")
-        self.assertTrue(1e-4 <= best.learning_rate <= 1e-2)
+        self.assertTrue(1e-4 <= best.actor_learning_rate <= 1e-2)
         self.assertIn(best.reward_scaling, (1.0, 5.0, 20.0))
         self.assertEqual(best.name, "searched-best")
         self.assertEqual(len(run_folders(search)), 4)
         summary = pd.read_csv(search / "summary.csv")
         self.assertEqual(len(summary), 4)
-        self.assertIn("learning_rate", summary.columns)
+        self.assertIn("actor_learning_rate", summary.columns)
         self.assertIn(f"train --spec {search / 'best_spec.yaml'}", out)
 
 
@@ -269,17 +270,18 @@ class BadInputTest(SweepTestCase):
 
     def test_unknown_distribution(self):
         self.assertRejected("unknown distribution 'lognormal'", "tune", "--spec", str(self.spec_path),
-                            "--search", "learning_rate=lognormal(1e-4, 1e-2)", "--run-dir", str(self.root / "s"))
+                            "--search", "actor_learning_rate=lognormal(1e-4, 1e-2)", "--run-dir", str(self.root / "s"))
 
     def test_search_on_a_field_that_does_not_exist(self):
-        self.assertRejected("unknown spec field 'learnig_rate' (did you mean 'learning_rate'?)", "tune", "--spec",
+        self.assertRejected("unknown spec field 'learnig_rate' (did you mean 'actor_learning_rate'?)", "tune", "--spec",
                             str(self.spec_path), "--search", "learnig_rate=loguniform(1e-4, 1e-2)")
 
     def test_distribution_outside_the_field_range(self):
-        self.assertRejected("'learning_rate' = -0.1", "tune", "--spec", str(self.spec_path),
-                            "--search", "learning_rate=uniform(-0.1, 0.1)")
+        self.assertRejected("'actor_learning_rate' = -0.1", "tune", "--spec", str(self.spec_path),
+                            "--search", "actor_learning_rate=uniform(-0.1, 0.1)")
 
     def test_a_misspelled_distribution_in_a_spec_file(self):
+        # learning_rate: the old name of actor_learning_rate, still read from spec files
         self.spec_path.write_text(TINY_SPEC + "learning_rate: loguniforn(1e-4, 1e-2)\n")
         self.assertRejected("unknown distribution 'loguniforn'", "tune", "--spec", str(self.spec_path))
 
