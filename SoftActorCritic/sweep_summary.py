@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from blocAndTools.errors import UserInputError
+from blocAndTools.experiment_spec import with_current_names
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,12 +41,18 @@ def find_runs(folder: Path) -> list[Path]:
     return runs
 
 
+def read_spec_fields(run_dir: Path) -> dict[str, Any]:
+    """A run folder's spec.yaml as a dict, fields under their current names (old run folders too); no validation."""
+    path = Path(run_dir) / "spec.yaml"
+    return with_current_names(yaml.safe_load(path.read_text()) or {}, str(path))
+
+
 def read_run(run_dir: Path) -> tuple[dict[str, Any], pd.DataFrame] | None:
     """(spec dict, progress) of a run folder, or None when it has no epoch yet."""
     import pandas as pd
 
     try:
-        spec = yaml.safe_load((run_dir / "spec.yaml").read_text()) or {}
+        spec = read_spec_fields(run_dir)
         progress = pd.read_csv(run_dir / "progress.csv")
     except (OSError, yaml.YAMLError, pd.errors.ParserError, pd.errors.EmptyDataError):
         return None
@@ -97,7 +104,7 @@ def group_runs(run_dirs: Sequence[Path]) -> tuple[list[str], list[tuple[dict[str
     points: dict[str, tuple[dict[str, Any], list[Path]]] = {}
     for run_dir in run_dirs:
         try:
-            spec = yaml.safe_load((Path(run_dir) / "spec.yaml").read_text()) or {}
+            spec = read_spec_fields(run_dir)
         except (OSError, yaml.YAMLError):
             continue
         points.setdefault(_point_key(spec), (spec, []))[1].append(Path(run_dir))

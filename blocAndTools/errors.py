@@ -1,4 +1,5 @@
-"""The exceptions that end a command, each with its exit status, and the one place that maps them.
+"""The exceptions that end a command, each with its exit status, the one place that maps them, and the one
+signal handler that asks a command to stop.
 
 The CLI (SoftActorCritic.experiment_runner) and the TensorFlow-free video recorder print
 such an error as one line and exit with its status; anything else is a bug and keeps its
@@ -6,8 +7,11 @@ traceback. This module imports nothing heavy, so commands fail fast on bad input
 """
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 
 
 class UserInputError(ValueError):
@@ -39,3 +43,30 @@ def run_command(command: Callable[[], int | None]) -> int:
         status, prefix = next(value for kind, value in EXIT_STATUS.items() if isinstance(error, kind))
         print(f"{prefix}: {error}", file=sys.stderr)
         return status
+
+
+@contextlib.contextmanager
+def stop_on_signals(request_stop: Callable[[int], None]) -> Iterator[None]:
+    """While inside: SIGINT (Ctrl-C) and SIGTERM call request_stop(signum), which asks the work to checkpoint and
+    stop (it then raises TrainingInterrupted); a second Ctrl-C stops at once (KeyboardInterrupt).
+
+    The one signal handler of the project (a run, a sweep's driver). Off the main thread, where Python
+    cannot set handlers (a Ray Tune trial), it does nothing: the trial's driver stops it.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    asked = []
+
+    def handler(signum, frame):
+        if asked and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        asked.append(signum)
+        request_stop(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

@@ -15,6 +15,7 @@ import difflib
 import inspect
 import itertools
 import math
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
@@ -188,6 +189,12 @@ def field_docs() -> dict[str, str]:
     return docs
 
 
+def field_defaults() -> dict[str, Any]:
+    """Each field's default value, in definition order (for `fields` and the docs' fields page)."""
+    return {spec_field.name: spec_field.default if spec_field.default is not dataclasses.MISSING
+            else spec_field.default_factory() for spec_field in dataclasses.fields(ExperimentSpec)}
+
+
 def _coerce(name: str, value: Any, hint: Any) -> Any:
     """Check a value against its field's type hint, converting int to float and list to tuple."""
     allowed = get_args(hint) if get_origin(hint) in (Union, type(int | None)) else (hint,)
@@ -293,8 +300,15 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise UserInputError(f"--set {text!r}: value is not valid YAML ({error.problem})") from None
 
 
-def load_raw_spec(path: str | Path, overrides: Iterable[str] = ()) -> dict[str, Any]:
-    """Read a spec file with the safe YAML loader, apply overrides, reject unknown keys."""
+def load_raw_spec(path: str | Path | None, overrides: Iterable[str] = ()) -> dict[str, Any]:
+    """Read a spec file with the safe YAML loader, apply overrides, reject unknown keys.
+
+    path None: the general default (every field at its default, named after its env_id), e.g. for
+    `sac train --env Hopper-v5`, whose overrides start with env_id=Hopper-v5."""
+    if path is None:
+        raw = with_current_names(dict(parse_override(text) for text in overrides), "--set")
+        raw.setdefault("name", re.sub(r"[^A-Za-z0-9_.-]+", "_", str(raw.get("env_id", ExperimentSpec.env_id))))
+        return _checked(raw)
     path = Path(path)
     if not path.is_file():
         raise UserInputError(f"spec file {str(path)!r} does not exist")
@@ -315,6 +329,11 @@ def load_raw_spec(path: str | Path, overrides: Iterable[str] = ()) -> dict[str, 
     raw = with_current_names(raw, f"spec file {str(path)!r}")
     raw.setdefault("name", path.stem)
     raw.update(with_current_names(dict(parse_override(text) for text in overrides), "--set"))
+    return _checked(raw)
+
+
+def _checked(raw: dict[str, Any]) -> dict[str, Any]:
+    """The raw spec, its unknown keys rejected and its grid points checked."""
     for key in raw:
         if key not in FIELD_NAMES and key != GRID_KEY:
             raise UserInputError(f"unknown spec field {key!r}{closest_field_hint(str(key))}")

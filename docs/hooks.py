@@ -10,28 +10,16 @@ importable (`python -m pip install -e ".[docs]"`, as CI does).
 """
 from __future__ import annotations
 
-import dataclasses
 import html
 import inspect
 import re
 from pathlib import Path
-
-import yaml
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SPEC_FIELDS_MARKER = "<!-- spec-fields-table -->"
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
 _SECTION = re.compile(r"^\s+# --- (.+?) ---\s*$")
 _FIELD = re.compile(r"^ {4}(\w+)\s*:")
-
-
-def yaml_value(value: object) -> str:
-    """A default as a spec file writes it: null, true, [256, 256], {}, 0.0003."""
-    if isinstance(value, tuple):
-        value = list(value)
-    if value == "":
-        return '""'
-    return yaml.safe_dump(value, default_flow_style=True, width=1000).strip().removesuffix("...").strip()
 
 
 def _sections(spec_class: type, names: list[str]) -> list[tuple[str, list[str]]]:
@@ -55,17 +43,13 @@ def _cell(text: str) -> str:
 
 def spec_fields_markdown() -> str:
     """Every ExperimentSpec field, grouped as in the class: `| `name` | default | meaning |`."""
-    from blocAndTools.experiment_spec import ExperimentSpec, field_docs
+    from blocAndTools.experiment_spec import ExperimentSpec, field_defaults, field_docs, yaml_text
 
-    docs = field_docs()
-    defaults = {}
-    for spec_field in dataclasses.fields(ExperimentSpec):
-        has_default = spec_field.default is not dataclasses.MISSING
-        defaults[spec_field.name] = spec_field.default if has_default else spec_field.default_factory()
+    docs, defaults = field_docs(), field_defaults()
     lines = ['<div class="spec-fields" markdown>', ""]
     for title, names in _sections(ExperimentSpec, list(defaults)):
         lines += [f"### {title[:1].upper() + title[1:]}", "", "| field | default | meaning |", "|---|---|---|"]
-        lines += [f"| `{name}` | `{yaml_value(defaults[name])}` | {_cell(docs.get(name, ''))} |" for name in names]
+        lines += [f"| `{name}` | `{yaml_text(defaults[name])}` | {_cell(docs.get(name, ''))} |" for name in names]
         lines.append("")
     lines.append("</div>")
     return "\n".join(lines)

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from SoftActorCritic.experiment_runner import latest_checkpoint_state, main
+from SoftActorCritic.experiment_runner import main
 from SoftActorCritic.numpy_policy import NumpyActor
+from SoftActorCritic.runs import latest_checkpoint_state
 
 REPO = Path(__file__).resolve().parent.parent
 

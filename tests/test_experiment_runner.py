@@ -1,6 +1,7 @@
 """The experiment runner CLI end to end on a tiny Pendulum spec: train, resume (after SIGKILL or SIGTERM, at an
-epoch boundary), eval, plot, and its answers to bad input and to corrupt run files."""
+epoch boundary), eval, plot, compare, and its answers to bad input and to corrupt run files."""
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -16,12 +17,22 @@ import yaml
 
 from blocAndTools import buffer_files
 from blocAndTools.errors import UserInputError
-from SoftActorCritic import load_policy
-from SoftActorCritic.experiment_runner import experiments_dir, resolve_spec
+from blocAndTools.statistics import format_interval
+from SoftActorCritic import compare, load_policy
 from SoftActorCritic.metrics import PROGRESS_COLUMNS
-from tests.helpers import (REPO, TempFolderTest, latest_checkpoint_steps, progress_rows, run_cli, run_command,
-                           wait_for, write_spec)
+from SoftActorCritic.runs import experiments_dir, resolve_spec
+from tests.helpers import (
+    REPO,
+    TempFolderTest,
+    latest_checkpoint_steps,
+    progress_rows,
+    run_cli,
+    run_command,
+    wait_for,
+    write_spec,
+)
 from tests.helpers import TINY_SPEC as TINY_SPEC_FIELDS
+from tests.test_result_summaries import FoldersTest
 
 TINY_SPEC = yaml.safe_dump(TINY_SPEC_FIELDS, sort_keys=False)  # as text, for modules that edit it
 TIMING_COLUMNS = ["wall_time_s", "steps_per_s"]
@@ -83,7 +94,7 @@ class TrainEndToEndTest(unittest.TestCase):
     def test_eval_names_the_policy_it_evaluated(self):
         status, out, err = run_cli("eval", "--run-dir", str(self.run_dir), "--episodes", "2")
         self.assertEqual(status, 0, err)
-        self.assertIn("checkpoints/policy-400.npz (env step 400)", out)
+        self.assertIn("checkpoints/policy-400.npz (env step 400, eval return ", out)  # the epoch's evaluation
         self.assertIn("deterministic return over 2 episodes", out)
         self.assertEqual(run_cli("eval", "--run-dir", str(self.run_dir), "--episodes", "0")[0], 2)
 
@@ -218,7 +229,9 @@ class ShippedExperimentsTest(unittest.TestCase):
     def test_list_shows_every_shipped_experiment_by_the_name_spec_takes(self):
         status, out, _ = run_cli("list")
         self.assertEqual(status, 0)
-        names = [line.split()[0] for line in out.strip().splitlines()]
+        lines = out.strip().splitlines()
+        self.assertTrue(lines[0].startswith("(default: sac train --env ID)"), lines[0])  # the general default first
+        names = [line.split()[0] for line in lines[1:]]
         self.assertIn("pendulum", names)
         self.assertIn("sac/hopper_clipq", names)
         self.assertEqual(len(names), len(list(experiments_dir().rglob("*.yaml"))))
@@ -236,7 +249,8 @@ class ShippedExperimentsTest(unittest.TestCase):
 class QuietFastCommandsTest(unittest.TestCase):
     def test_help_list_fields_and_input_errors_do_not_import_tensorflow(self):
         for argv in (["--help"], ["train", "--help"], ["list"], ["fields"], ["train", "--spec", "missing"],
-                     ["train", "--spec", "pendulum", "--set", "learnig_rate=1"], ["eval", "--run-dir", "."]):
+                     ["train", "--spec", "pendulum", "--set", "learnig_rate=1"], ["eval", "--run-dir", "."],
+                     ["plot", "nowhere"], ["compare", "nowhere", "nowhere"]):
             with self.subTest(argv=argv):
                 code = (f"import sys; from SoftActorCritic.experiment_runner import main\n"
                         f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
@@ -255,6 +269,39 @@ class QuietFastCommandsTest(unittest.TestCase):
                     parsers.extend(action.choices.values())
                 elif action.dest != "help":
                     self.assertTrue(action.help, f"{parser.prog} {action.dest}")
+
+
+class CompareAndPlotCommandTest(FoldersTest):
+    """`sac compare` and `sac plot` on hand-made run folders (FoldersTest: two grid points of five runs)."""
+
+    def run_without_tensorflow_or_ray(self, *argv: str) -> subprocess.CompletedProcess:
+        code = ("import sys; from SoftActorCritic.experiment_runner import main\n"
+                f"status = main({list(argv)!r})\n"
+                "assert 'tensorflow' not in sys.modules and 'ray' not in sys.modules, 'tensorflow or ray imported'\n"
+                "sys.exit(status)")
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+
+    def test_compare_prints_the_report_and_writes_the_profiles(self):
+        result = self.run_without_tensorflow_or_ray("compare", str(self.a), str(self.b))
+        self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+        improvement = compare.compare_runs(self.a, self.b).scores["final"][2]
+        self.assertRegex(result.stdout, rf"final +\S.* {re.escape(format_interval(improvement, digits=2))}")
+        self.assertGreater((self.a / f"compare-{self.b.name}.png").stat().st_size, 1000)
+
+    def test_compare_refuses_bad_input_in_one_line(self):
+        status, out, err = run_cli("compare", str(self.a), str(self.b), "--metric", "q1_mean")
+        self.assertEqual(status, 2, out + err)
+        self.assertEqual(len(err.strip().splitlines()), 1, err)
+        self.assertIn("no common metric", err)
+
+    def test_plot_band_option(self):
+        for band in ("iqm", "minmax"):
+            with self.subTest(band=band):
+                image = self.sweep / f"{band}.png"
+                result = self.run_without_tensorflow_or_ray("plot", str(self.sweep), "--band", band, "--out",
+                                                            str(image))
+                self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+                self.assertGreater(image.stat().st_size, 1000)
 
 
 class CustomEnvironmentTest(unittest.TestCase):

@@ -16,7 +16,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from SoftActorCritic import experiment_runner, sweep_summary, sweeps
+from blocAndTools.experiment_spec import ExperimentSpec
+from SoftActorCritic import ray_backend, sweep_summary, sweeps
+from SoftActorCritic.experiment_runner import commands
 from SoftActorCritic.numpy_policy import Policy
 from tests.helpers import TINY_SPEC, random_actor, run_cli, write_spec
 
@@ -75,7 +77,7 @@ class OwnEnvironmentTest(TemporaryFolderTest):
         here = os.getcwd()
         os.chdir(self.root)
         try:
-            paths = sweeps.worker_environment()["PYTHONPATH"].split(os.pathsep)
+            paths = ray_backend.worker_environment()["PYTHONPATH"].split(os.pathsep)
         finally:
             os.chdir(here)
         self.assertIn(str(self.root.resolve()), [str(Path(path).resolve()) for path in paths])
@@ -130,9 +132,9 @@ class RayStartTest(TemporaryFolderTest):
 
 class TrialRecordTest(TemporaryFolderTest):
     def test_a_retry_marks_the_attempt_that_died_as_died(self):
-        sweeps.record_session(self.root, {"pid": 1, "status": "running"})
-        sweeps.record_session(self.root, {"pid": 2, "status": "running"})
-        sessions = json.loads((self.root / sweeps.TRIAL_RECORD).read_text())
+        ray_backend.record_session(self.root, {"pid": 1, "status": "running"})
+        ray_backend.record_session(self.root, {"pid": 2, "status": "running"})
+        sessions = json.loads((self.root / ray_backend.TRIAL_RECORD).read_text())
         self.assertEqual([entry["pid"] for entry in sessions], [1, 2])
         self.assertTrue(sessions[0]["status"].startswith("died"), sessions[0])
         self.assertEqual(sessions[1]["status"], "running")
@@ -205,7 +207,7 @@ class SummaryTextTest(TemporaryFolderTest):
 
 class FinishedSweepResumeTest(TemporaryFolderTest):
     def test_resuming_a_finished_sweep_does_not_load_tensorflow(self):
-        spec = experiment_runner.ExperimentSpec(**dict(TINY_SPEC, max_epoch=1))
+        spec = ExperimentSpec(**dict(TINY_SPEC, max_epoch=1))
         runs = [(spec.replace(seed=seed), self.root / f"seed{seed}") for seed in (1, 2)]
         sweeps.write_manifest(self.root, runs, "local")
         for _, run_dir in runs:
@@ -213,7 +215,7 @@ class FinishedSweepResumeTest(TemporaryFolderTest):
             (run_dir / "checkpoints" / "checkpoint").write_text('model_checkpoint_path: "ckpt-1"\n')
             (run_dir / "checkpoints" / "run_state-1.json").write_text('{"epoch": 1, "env_steps": 200}')
             spec.to_yaml(run_dir / "spec.yaml")
-        with mock.patch.object(experiment_runner, "import_training", side_effect=AssertionError("loads TF")):
+        with mock.patch.object(commands, "import_training", side_effect=AssertionError("loads TF")):
             status, out, err = run_cli("train", "--resume", "--run-dir", str(self.root))
         self.assertEqual(status, 0, err)
         self.assertIn("2 of 2 runs finished earlier, 0 to run", out)
@@ -244,6 +246,53 @@ class CheckpointPolicyTest(unittest.TestCase):
             policy = Policy.load(run_dir / "checkpoints" / "policy-200.npz")
             self.assertIsNotNone(policy.eval_return)
             self.assertTrue(np.isclose(policy.eval_return, progress["eval_return_mean"].iloc[-1]))
+
+
+class GeneralDefaultTest(TemporaryFolderTest):
+    """`sac train --env ID`: the general default (ExperimentSpec's defaults) on any continuous-control task."""
+
+    def test_list_shows_the_general_default_first(self):
+        status, out, _ = run_cli("list")
+        self.assertEqual(status, 0)
+        self.assertIn("sac train --env ID", out.splitlines()[0])
+
+    def test_train_and_tune_need_a_spec_or_an_environment(self):
+        for command in ("train", "tune"):
+            status, _, err = run_cli(command, "--run-dir", str(self.root / "r"))
+            self.assertEqual(status, 2, err)
+            self.assertIn("--env ENV_ID", err)
+        self.assertFalse((self.root / "r").exists())
+
+    def test_discrete_or_image_environments_are_refused_in_one_line(self):
+        for env_id, reason in (("CartPole-v1", "Box action space"), ("CarRacing-v3", "1-D Box observation")):
+            for command in ("train", "tune"):
+                status, _, err = run_cli(command, "--env", env_id, "--run-dir", str(self.root / "r"),
+                                         *(["--search", "alpha=uniform(0.1, 0.3)"] if command == "tune" else []))
+                self.assertEqual(status, 2, err)
+                self.assertEqual(len(err.strip().splitlines()), 1, err)
+                self.assertIn(reason, err)
+        self.assertFalse((self.root / "r").exists())
+
+    def test_resume_takes_no_spec_nor_environment(self):
+        status, _, err = run_cli("train", "--resume", "--env", "Pendulum-v1", "--run-dir", str(self.root))
+        self.assertEqual(status, 2)
+        self.assertIn("no --spec or --env", err)
+
+    @pytest.mark.slow  # a short training
+    def test_env_trains_the_defaults_on_that_environment_with_set_on_top(self):
+        run_dir = self.root / "run"
+        small = ["max_epoch=1", "timestep_per_epoch=200", "min_pool_size=100", "batch_size_in_ts=32",
+                 "max_eval_trj=1", "phi_nn_h_layer_topo=[16, 16]", "psi_nn_h_layer_topo=[16, 16]",
+                 "theta_nn_h_layer_topo=[16, 16]"]
+        status, _, err = run_cli("train", "--env", "MountainCarContinuous-v0", "--run-dir", str(run_dir),
+                                 *[item for value in small for item in ("--set", value)])
+        self.assertEqual(status, 0, err)
+        spec = ExperimentSpec.from_yaml(run_dir / "spec.yaml")
+        self.assertEqual(spec.env_id, "MountainCarContinuous-v0")
+        self.assertEqual(spec.timestep_per_epoch, 200)
+        defaults = ExperimentSpec()
+        self.assertEqual((spec.alpha, spec.reward_scaling, spec.variant),
+                         (defaults.alpha, defaults.reward_scaling, defaults.variant))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
-"""Sweeps on Ray Tune (SoftActorCritic/sweeps.py, search.py): grids x seeds as trials, summary.csv, retries
-from the run's own checkpoint, resume of an interrupted sweep, a search with ASHA, a `ray start --head`
-cluster, and one-line answers to bad input. Everything Ray starts listens on 127.0.0.1 only."""
+"""Sweeps on Ray Tune (SoftActorCritic/sweeps.py, ray_backend.py, search.py): grids x seeds as trials,
+summary.csv, retries from the run's own checkpoint, resume of an interrupted sweep, a search with ASHA, a
+`ray start --head` cluster, and one-line answers to bad input. Everything Ray starts listens on 127.0.0.1 only."""
 import json
 import os
 import signal
@@ -157,6 +157,9 @@ class EmbeddedRayTest(SweepTestCase):
         self.assertEqual(len(summary), 4)
         self.assertIn("actor_learning_rate", summary.columns)
         self.assertIn(f"train --spec {search / 'best_spec.yaml'}", out)
+        import optuna
+
+        self.assertEqual(optuna.logging.get_verbosity(), optuna.logging.WARNING)  # no "A new study created ..."
 
 
 @pytest.mark.slow
@@ -181,12 +184,15 @@ class FaultsTest(SweepTestCase):
         self.assertEqual(progress["epoch"].tolist(), [1, 2, 3])  # no duplicate row, nothing missing
         runs = sessions(run_dir)
         self.assertEqual(len(runs), 2, f"killed after {epochs_at_kill} epochs; {runs}; {output[-3000:]}")
-        self.assertEqual(runs[0]["status"], "running")  # the killed process never wrote an end
+        self.assertTrue(runs[0]["status"].startswith("died"), runs[0])  # marked by the retry: it never wrote an end
+        self.assertIn("retrying (1 of 3, from its checkpoint", output)  # one line, not Ray's traceback
+        self.assertNotIn("Traceback", output)
+        self.assertNotIn("(raylet)", output)
         self.assertGreaterEqual(runs[1]["resumed_from_epoch"], 1)  # continued, not restarted
         self.assertEqual(runs[1]["status"], "finished")
 
     def test_ctrl_c_checkpoints_the_running_trial_and_resume_skips_finished_ones(self):
-        from SoftActorCritic.sweeps import STOP_FLAG
+        from SoftActorCritic.ray_backend import STOP_FLAG
 
         sweep = self.root / "sweep"
         # Ctrl-C after the second trial's first epoch, while that trial is held still (SIGSTOP) until the driver has
@@ -254,6 +260,13 @@ class RayClusterTest(SweepTestCase):
         status, out, err = run_cli("train", "--spec", str(self.spec_path), "--set", "reward_scaling=[1, 5]",
                                    "--reruns", "2", "--backend", "ray", "--ray-address", f"127.0.0.1:{self.port}",
                                    "--run-dir", str(sweep))
+        self.assertEqual(status, 0, out + err)
+        self.assertGridSweep(sweep)
+
+    def test_without_an_address_the_command_starts_its_own_ray_beside_the_cluster(self):
+        sweep = self.root / "sweep"
+        status, out, err = run_cli("train", "--spec", str(self.spec_path), "--set", "reward_scaling=[1, 5]",
+                                   "--reruns", "2", "--backend", "ray", "--run-dir", str(sweep))
         self.assertEqual(status, 0, out + err)
         self.assertGridSweep(sweep)
 
