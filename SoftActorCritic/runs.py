@@ -7,13 +7,12 @@ TensorFlow is loaded only by `train_one`, so planning, checking and reading stay
 from __future__ import annotations
 
 import datetime
-import json
-import re
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from blocAndTools.checkpointing import INDEX_FILE, read_latest_state
 from blocAndTools.errors import EnvironmentFault, TrainingInterrupted, UserInputError, stop_on_signals
 from blocAndTools.experiment_spec import ExperimentSpec, expand_grid, load_raw_spec, parse_override
 from blocAndTools.gym_playground import GymPlayground
@@ -23,8 +22,6 @@ if TYPE_CHECKING:  # type hints only: run_logging imports TensorFlow
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 RunStatus = Literal["finished", "resume", "train"]
-INDEX_FILE = "checkpoint"  # tf.train.CheckpointManager's index, replaced last: it names only complete checkpoints
-CHECKPOINT_INDEX = re.compile(r'model_checkpoint_path: "ckpt-(\d+)"')
 
 
 def experiments_dir() -> Path:
@@ -134,16 +131,7 @@ def has_checkpoint(run_dir: Path) -> bool:
 
 def latest_checkpoint_state(run_dir: Path) -> dict | None:
     """The state (epoch, env steps, ...) of the run's newest complete checkpoint, read without TensorFlow."""
-    checkpoints = Path(run_dir) / "checkpoints"
-    index = checkpoints / INDEX_FILE
-    match = CHECKPOINT_INDEX.search(index.read_text()) if index.is_file() else None
-    if match is None:
-        return None
-    state_path = checkpoints / f"run_state-{match.group(1)}.json"
-    try:
-        return json.loads(state_path.read_text())
-    except (OSError, ValueError) as error:
-        raise UserInputError(f"{state_path} cannot be read: {type(error).__name__}: {error}") from None
+    return read_latest_state(Path(run_dir) / "checkpoints")
 
 
 def run_status(spec: ExperimentSpec, run_dir: Path) -> RunStatus:

@@ -7,6 +7,10 @@ Other parts written just before save (such as `policy-N.npz`) follow the same na
 CheckpointManager's index file is replaced atomically last, so it only ever names a checkpoint
 whose parts are complete: an interrupted save leaves the previous checkpoint intact, and the
 files it did write are removed by the next save.
+
+The one reader of that layout: `read_latest_state` reads the newest complete checkpoint's state
+without TensorFlow (the CLI's checks and a finished run's resume stay fast); TensorFlow is imported
+by RunCheckpointer itself.
 """
 from __future__ import annotations
 
@@ -14,22 +18,46 @@ import json
 import re
 import weakref
 from pathlib import Path
-from typing import Any
-
-import tensorflow as tf
+from typing import TYPE_CHECKING, Any
 
 from blocAndTools import buffer_files
 from blocAndTools.atomic_files import write_text_atomically
 from blocAndTools.errors import UserInputError
 from blocAndTools.replay_buffer import ReplayBuffer
 
+if TYPE_CHECKING:
+    import tensorflow as tf
+
 # <part>-<number>.<extension>: a part of checkpoint <number> (for a chunk: the buffer's row count).
 _PART_NAME = re.compile(r"(?P<part>[A-Za-z_]+)-(?P<number>\d+)\.\w+")
+INDEX_FILE = "checkpoint"  # tf.train.CheckpointManager's index, replaced last: it names complete checkpoints only
+_INDEX_ENTRY = re.compile(r'model_checkpoint_path: "ckpt-(\d+)"')
+
+
+def state_path(directory: Path, number: int) -> Path:
+    """Checkpoint `number`'s JSON state (counters, random generator states)."""
+    return Path(directory) / f"run_state-{number}.json"
+
+
+def read_latest_state(directory: Path) -> dict[str, Any] | None:
+    """The JSON state of the newest complete checkpoint in directory, read without TensorFlow; None if none."""
+    index = Path(directory) / INDEX_FILE
+    match = _INDEX_ENTRY.search(index.read_text()) if index.is_file() else None
+    if match is None:
+        return None
+    path = state_path(directory, int(match.group(1)))
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise UserInputError(f"{path} cannot be read: {_first_line(error)}") from None
+
 
 class RunCheckpointer:
     """Saves and restores everything a run needs to continue exactly where it stopped."""
 
     def __init__(self, directory: Path, trackables: dict[str, Any], max_to_keep: int = 2) -> None:
+        import tensorflow as tf  # here, not at the top: read_latest_state needs no TensorFlow
+
         self.directory = Path(directory)
         self.checkpoint = tf.train.Checkpoint(**trackables)
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(self.directory), max_to_keep=max_to_keep)
@@ -40,9 +68,6 @@ class RunCheckpointer:
     def _manifest_path(self, number: int) -> Path:
         return self.directory / f"replay_buffer-{number}.json"
 
-    def _state_path(self, number: int) -> Path:
-        return self.directory / f"run_state-{number}.json"
-
     def save(self, number: int, buffer: ReplayBuffer, state: dict[str, Any]) -> None:
         """Write checkpoint `number` (e.g. the env steps) and drop the files of checkpoints no longer kept."""
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -50,7 +75,7 @@ class RunCheckpointer:
         if self._buffer_on_disk is not None and self._buffer_on_disk[0]() is buffer:
             previous = self._buffer_on_disk[1]
         manifest = buffer_files.write_chunks(buffer, self.directory, self._manifest_path(number).name, previous)
-        write_text_atomically(self._state_path(number), json.dumps(state))
+        write_text_atomically(state_path(self.directory, number), json.dumps(state))
         self.manager.save(checkpoint_number=number)
         self._buffer_on_disk = (weakref.ref(buffer), manifest)
         self._remove_dropped_parts()
@@ -99,9 +124,9 @@ class RunCheckpointer:
         """Load the newest complete checkpoint into the trackables; return its buffer and state."""
         number = self.restore_trackables()
         try:
-            state = json.loads(self._state_path(number).read_text())
+            state = json.loads(state_path(self.directory, number).read_text())
         except (OSError, ValueError) as error:
-            raise UserInputError(f"{self._state_path(number)} cannot be read: {_first_line(error)}") from None
+            raise UserInputError(f"{state_path(self.directory, number)} cannot be read: {_first_line(error)}") from None
         whole_buffer = self.directory / f"replay_buffer-{number}.npz"  # written before chunks existed
         if not self._manifest_path(number).exists() and whole_buffer.exists():
             return buffer_files.read_npz(whole_buffer), state
