@@ -45,21 +45,21 @@ class SoftActorCriticBrain:
         False runs them on TensorFlow's executor, bit-equal to K train_step calls (XLA rounds differently)."""
         self.spec, self.obs_dim, self.act_dim = spec, obs_dim, act_dim
         keras.utils.set_random_seed(stream_seed(spec.seed, "networks"))
-        topo, activation = spec.theta_nn_h_layer_topo, spec.hidden_activation
+        topo, activation, norm = spec.theta_nn_h_layer_topo, spec.hidden_activation, spec.critic_layer_norm
         n_critics = 1 if spec.q_backup == "single" else 2
 
         self.phi = build_gaussian_policy(obs_dim, act_dim, spec.phi_nn_h_layer_topo, activation)
-        self.critics = [build_state_action_value(obs_dim, act_dim, topo, activation, f"Q_theta_{i + 1}")
+        self.critics = [build_state_action_value(obs_dim, act_dim, topo, activation, f"Q_theta_{i + 1}", norm)
                         for i in range(n_critics)]
         self.Q_theta_1 = self.critics[0]
         self.Q_theta_2 = self.critics[1] if n_critics == 2 else None
         if spec.variant == "v1":
-            self.V_psi = build_state_value(obs_dim, spec.psi_nn_h_layer_topo, activation, "V_psi")
-            self.frozen_V_psi = build_state_value(obs_dim, spec.psi_nn_h_layer_topo, activation, "frozen_V_psi")
+            self.V_psi = build_state_value(obs_dim, spec.psi_nn_h_layer_topo, activation, "V_psi", norm)
+            self.frozen_V_psi = build_state_value(obs_dim, spec.psi_nn_h_layer_topo, activation, "frozen_V_psi", norm)
             self.target_pairs = [(self.V_psi, self.frozen_V_psi)]
         else:
             self.frozen_critics = [build_state_action_value(obs_dim, act_dim, topo, activation,
-                                                            f"frozen_Q_theta_{i + 1}") for i in range(n_critics)]
+                                                            f"frozen_Q_theta_{i + 1}", norm) for i in range(n_critics)]
             self.target_pairs = list(zip(self.critics, self.frozen_critics, strict=True))
         for online, frozen in self.target_pairs:
             frozen.trainable = False

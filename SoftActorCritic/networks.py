@@ -37,19 +37,19 @@ def actor_variables(phi: keras.Model) -> list[tf.Variable]:
 
 
 def build_state_value(obs_dim: int, hidden_layer_topo: Sequence[int], activation: str,
-                      name: str) -> keras.Model:
-    """V_psi (and frozen_V_psi): s -> V, shape (batch, 1)."""
+                      name: str, layer_norm: bool = False) -> keras.Model:
+    """V_psi (and frozen_V_psi): s -> V, shape (batch, 1); layer_norm: see build_mlp."""
     obs = keras.Input(shape=(obs_dim,), name="obs")
-    features = build_mlp(hidden_layer_topo, activation, name=f"{name}_mlp")(obs)
+    features = build_mlp(hidden_layer_topo, activation, name=f"{name}_mlp", layer_norm=layer_norm)(obs)
     return keras.Model(obs, keras.layers.Dense(1, name="value")(features), name=name)
 
 
 def build_state_action_value(obs_dim: int, act_dim: int, hidden_layer_topo: Sequence[int],
-                             activation: str, name: str) -> keras.Model:
-    """Q_theta_i: [s, a] -> Q, shape (batch, 1); s and a are concatenated at the input."""
+                             activation: str, name: str, layer_norm: bool = False) -> keras.Model:
+    """Q_theta_i: [s, a] -> Q, shape (batch, 1); s and a are concatenated at the input; layer_norm: see build_mlp."""
     obs = keras.Input(shape=(obs_dim,), name="obs")
     act = keras.Input(shape=(act_dim,), name="act")
-    features = build_mlp(hidden_layer_topo, activation, name=f"{name}_mlp")(
+    features = build_mlp(hidden_layer_topo, activation, name=f"{name}_mlp", layer_norm=layer_norm)(
         keras.layers.Concatenate()([obs, act]))
     return keras.Model([obs, act], keras.layers.Dense(1, name="value")(features), name=name)
 

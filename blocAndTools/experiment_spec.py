@@ -36,7 +36,8 @@ ACTIVATION_NAMES = ("relu", "tanh", "elu", "selu", "gelu", "swish", "leaky_relu"
 
 @dataclasses.dataclass(frozen=True)
 class ExperimentSpec:
-    """Hyperparameters of one SAC run. Defaults are the SAC paper's (Haarnoja et al. 2018)."""
+    """Hyperparameters of one SAC run. The defaults are the general default (`sac train --env ID`): SAC v1's five
+    networks with a learned temperature, meant for any continuous-control task without per-task tuning."""
 
     # Each field's docstring stays on one line, however long: field_docs() gives it whole to `fields`.
     name: str = "experiment"
@@ -63,8 +64,8 @@ class ExperimentSpec:
     """Environment steps between two gradient steps (1: one gradient step per env step)."""
     gradient_steps: int = 1
     """Gradient steps taken every gradient_step_interval env steps, on as many minibatches sampled at once, in one compiled call (SB3's gradient_steps; interval = steps = 64: "train every 64 steps")."""  # noqa: E501
-    min_pool_size: int = 10_000
-    """Transitions collected with uniform random actions before the first gradient step."""
+    min_pool_size: int = 256
+    """Transitions collected with uniform random actions before the first gradient step (at least one minibatch)."""
     pool_capacity: int = 1_000_000
     """Replay buffer capacity; the oldest transitions are overwritten once full."""
     batch_size_in_ts: int = 256
@@ -85,15 +86,15 @@ class ExperimentSpec:
     """gamma: weight of the next state's value in the Bellman target."""
     actor_learning_rate: float = 3e-4
     """Adam learning rate of the actor phi (learning_rate in older spec files, still read)."""
-    critic_learning_rate: float = 3e-4
+    critic_learning_rate: float = 1e-3
     """Adam learning rate of V_psi and both Q_theta."""
-    alpha: float | str = 1.0
+    alpha: float | str = "auto"
     """Temperature of the entropy bonus, or 'auto' to learn log_alpha (SAC v2)."""
     alpha_learning_rate: float = 3e-4
     """Adam learning rate of log_alpha when alpha is 'auto'."""
     target_entropy: float | None = None
     """Entropy target of alpha 'auto' (null: -act_dim)."""
-    reward_scaling: float = 5.0
+    reward_scaling: float = 1.0
     """eta: rewards are multiplied by eta in the Q target; plays the inverse role of alpha."""
     target_smoothing_coefficient: float = 0.005
     """tau: frozen <- tau * online + (1 - tau) * frozen (1.0 is a hard copy)."""
@@ -117,6 +118,8 @@ class ExperimentSpec:
     """Hidden layer sizes of Q_theta_1 and Q_theta_2."""
     hidden_activation: str = "relu"
     """Activation of every hidden layer (relu, tanh, elu, selu, gelu, swish, leaky_relu)."""
+    critic_layer_norm: bool = False
+    """Layer normalisation in every hidden layer of V_psi and the Q_theta (and their frozen copies), before the activation, as in DroQ's critics (Hiraoka et al. 2022): it bounds the features a value target is built from."""  # noqa: E501
 
     def __post_init__(self) -> None:
         for spec_field in dataclasses.fields(self):

@@ -30,13 +30,23 @@ def activation_from_name(name: str) -> Callable[[tf.Tensor], tf.Tensor]:
             f"unknown activation {name!r}; allowed: {', '.join(sorted(ACTIVATIONS))}") from None
 
 
-def build_mlp(hidden_layer_topo: Sequence[int], activation: str, name: str) -> keras.Sequential:
-    """A stack of Dense hidden layers (no output layer): the trunk of every network."""
+def build_mlp(hidden_layer_topo: Sequence[int], activation: str, name: str,
+              layer_norm: bool = False) -> keras.Sequential:
+    """A stack of Dense hidden layers (no output layer): the trunk of every network.
+
+    layer_norm: each hidden layer is activation(LayerNorm(x W + b)) instead of activation(x W + b), with
+    LayerNorm(h) = gamma * (h - mean(h)) / sqrt(var(h) + 1e-3) + beta over the layer's units (Ba et al. 2016).
+    """
     act = activation_from_name(activation)
-    return keras.Sequential(
-        [keras.layers.Dense(units, activation=act, name=f"hidden_{i + 1}")
-         for i, units in enumerate(hidden_layer_topo)],
-        name=name)
+    if not layer_norm:
+        return keras.Sequential([keras.layers.Dense(units, activation=act, name=f"hidden_{i + 1}")
+                                 for i, units in enumerate(hidden_layer_topo)], name=name)
+    layers = []
+    for i, units in enumerate(hidden_layer_topo):
+        layers += [keras.layers.Dense(units, name=f"hidden_{i + 1}"),
+                   keras.layers.LayerNormalization(epsilon=1e-3, name=f"layer_norm_{i + 1}"),
+                   keras.layers.Activation(act, name=f"activation_{i + 1}")]
+    return keras.Sequential(layers, name=name)
 
 
 def check_matching_variables(source_variables: Sequence[tf.Variable],

@@ -23,11 +23,14 @@ def write_spec(folder: str, text: str, name: str = "exp.yaml") -> Path:
 
 
 class DefaultsTest(unittest.TestCase):
-    def test_paper_defaults(self):
+    def test_general_defaults(self):
+        # the paper's network sizes, discount, target rate and batch; a learned temperature (SAC v2's), no reward
+        # scale, critic learning rate 1e-3 and a one-minibatch warm-up (issue 26: the general default)
         spec = ExperimentSpec()
         self.assertEqual((spec.discount_factor, spec.actor_learning_rate, spec.critic_learning_rate,
                           spec.target_smoothing_coefficient, spec.target_update_interval, spec.batch_size_in_ts),
-                         (0.99, 3e-4, 3e-4, 0.005, 1, 256))
+                         (0.99, 3e-4, 1e-3, 0.005, 1, 256))
+        self.assertEqual((spec.alpha, spec.reward_scaling, spec.min_pool_size), ("auto", 1.0, 256))
         self.assertEqual(spec.phi_nn_h_layer_topo, (256, 256))
         self.assertEqual((spec.variant, spec.q_backup, spec.actor_gradient), ("v1", "clipped", "reparametrize"))
 

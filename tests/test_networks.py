@@ -89,6 +89,34 @@ class BuildMlpTest(unittest.TestCase):
         self.assertTrue(np.all(np.abs(out.numpy()) <= 1.0))
         self.assertEqual([layer.units for layer in mlp.layers], [5, 7])
 
+    def test_layer_norm_normalises_each_hidden_layer_before_its_activation(self):
+        mlp = build_mlp((4, 3), "relu", name="trunk", layer_norm=True)
+        x = np.random.default_rng(0).normal(size=(5, 2)).astype(np.float32)
+        mlp(x)  # builds the weights
+        rng = np.random.default_rng(1)
+        for layer in mlp.layers:  # random gamma and beta too, so a missing scale or shift shows
+            layer.set_weights([rng.normal(size=w.shape).astype(np.float32) for w in layer.get_weights()])
+        h = x.astype(np.float64)
+        for i in range(2):  # by hand: relu(gamma * (h W + b - mean) / sqrt(var + 1e-3) + beta)
+            (kernel, bias), (gamma, beta) = mlp.layers[3 * i].get_weights(), mlp.layers[3 * i + 1].get_weights()
+            z = h @ kernel + bias
+            z = gamma * (z - z.mean(axis=1, keepdims=True)) / np.sqrt(z.var(axis=1, keepdims=True) + 1e-3) + beta
+            h = np.maximum(z, 0.0)
+        np.testing.assert_allclose(mlp(x).numpy(), h, rtol=1e-4, atol=1e-5)
+
+    def test_critics_with_layer_norm_start_as_copies_in_the_brain(self):
+        from blocAndTools.experiment_spec import ExperimentSpec
+        from SoftActorCritic.brain import SoftActorCriticBrain
+
+        for variant in ("v1", "v2"):
+            brain = SoftActorCriticBrain(ExperimentSpec(variant=variant, critic_layer_norm=True,
+                                                        theta_nn_h_layer_topo=(8, 8), psi_nn_h_layer_topo=(8, 8),
+                                                        phi_nn_h_layer_topo=(8, 8)), obs_dim=3, act_dim=1)
+            for online, frozen in brain.target_pairs:
+                self.assertEqual(sum("layer_norm" in v.path for v in online.trainable_variables), 4)  # 2 x (gamma, beta)
+                for source, target in zip(online.trainable_variables, frozen.variables, strict=True):
+                    np.testing.assert_array_equal(source.numpy(), target.numpy())
+
     def test_unknown_activation_names_the_allowed_ones(self):
         with self.assertRaisesRegex(UserInputError, "unknown activation 'sigmoidz'.*relu"):
             build_mlp((4,), "sigmoidz", name="trunk")
