@@ -27,14 +27,14 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
-from benchmarks.report import print_table, save_results, wide_console  # noqa: E402
-from blocAndTools import ExperimentSpec, ReplayBuffer, buffer_files  # noqa: E402
-from blocAndTools.atomic_files import write_text_atomically  # noqa: E402
-from blocAndTools.checkpointing import RunCheckpointer  # noqa: E402
-from SoftActorCritic import SoftActorCriticBrain  # noqa: E402
+from benchmarks.report import print_table, save_results, wide_console
+from blocAndTools import ExperimentSpec, ReplayBuffer, buffer_files
+from blocAndTools.atomic_files import write_text_atomically
+from blocAndTools.checkpointing import RunCheckpointer
+from SoftActorCritic import SoftActorCriticBrain
 
 OBS_DIM, ACT_DIM = 17, 6  # HalfCheetah
 RESULTS = Path(__file__).resolve().parent / "results" / "checkpoint_benchmark.csv"

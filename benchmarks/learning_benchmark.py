@@ -18,8 +18,8 @@ Evaluation is the same on both sides: after every timestep_per_epoch env steps o
 max_eval_trj deterministic episodes, episode i reset with seed episode_seeds(k, max_eval_trj)[i]
 (blocAndTools.seeding; computed here and passed to SB3's runner on its command line).
 
-Resumable, one run at a time per invocation (nice the command on a shared machine: the children
-inherit it). Invocations may run side by side, one per core: each claims a run with a lock on
+Resumable, one run at a time per invocation, each run one child process (nice the command on a shared machine:
+the children inherit it). Invocations may run side by side, one per core: each claims a run with a lock on
 runs/learning_benchmark/<task>/<library>/seed<k>.lock and skips runs another invocation holds.
 - a finished (library, task, seed) run is recorded in benchmarks/results/learning/<task>/records/
   <library>-seed<k>.json (its evaluations and configuration) and never recomputed while the
@@ -29,9 +29,10 @@ runs/learning_benchmark/<task>/<library>/seed<k>.lock and skips runs another inv
 - SB3 cannot resume mid-run (its save format is pickle, which this project does not use): an
   interrupted SB3 run restarts from zero; its evaluations so far are kept as a partial record.
 --max-minutes M stops after M minutes: this project's child gets SIGTERM (it writes a checkpoint),
-SB3's child is stopped; SIGINT / SIGTERM to this script do the same. Rerun the same command to go on.
+SB3's child is stopped; SIGINT / SIGTERM to this script do the same (blocAndTools.errors.stop_on_signals).
+Rerun the same command to go on.
 
-Outputs per task in benchmarks/results/learning/<task>/ (small files, committed):
+Outputs per task in benchmarks/results/learning/<task>/ (small files, committed; benchmarks/learning_report.py):
   evaluations.csv  library, seed, env_steps, eval_return_mean, eval_return_std, complete (run finished)
   curves.png       eval return against env steps: per library the IQM over seeds and its 95% bootstrap CI band
   table.md         per budget: each library's IQM [95% CI] over the seeds that reached it, n, and
@@ -50,42 +51,35 @@ import math
 import os
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-try:
-    from benchmarks.report import print_table, save_results, wide_console
-    from blocAndTools.atomic_files import write_text_atomically
-    from blocAndTools.errors import UserInputError
-    from blocAndTools.experiment_spec import ExperimentSpec
-    from blocAndTools.seeding import episode_seeds
-    from blocAndTools.statistics import iqm_interval, probability_of_improvement
-    from SoftActorCritic.plotting import band_curve, draw_curve
-    from SoftActorCritic.sweep_summary import interval_cell, interval_columns
-except ModuleNotFoundError:
-    print("run it from the repository root as `python -m benchmarks.learning_benchmark` (the project must be "
-          "importable)", file=sys.stderr)
-    sys.exit(2)
+from rich.console import Console
 
-import matplotlib  # noqa: E402
+from benchmarks.learning_report import (
+    EVALUATION_KEYS,
+    LIBRARIES,
+    REPO,
+    Run,
+    comparable,
+    display,
+    project_evaluations,
+    read_record,
+    write_record,
+    write_report,
+)
+from benchmarks.report import wide_console
+from blocAndTools.errors import UserInputError, stop_on_signals
+from blocAndTools.experiment_spec import ExperimentSpec
+from blocAndTools.seeding import episode_seeds
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-from rich.console import Console  # noqa: E402
-
-REPO = Path(__file__).resolve().parent.parent
 PEER_PYTHON = REPO / "benchmarks" / "peers" / ".venv" / "bin" / "python"
 SB3_RUNNER = REPO / "benchmarks" / "peers" / "sb3_learning.py"
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "learning"
 DEFAULT_RUNS = REPO / "runs" / "learning_benchmark"
-LIBRARIES = {"project": "this project (SAC v1)", "sb3": "Stable-Baselines3 SAC"}
-COLUMNS = ["library", "seed", "env_steps", "eval_return_mean", "eval_return_std", "complete"]
 
 
 @dataclass(frozen=True)
@@ -120,24 +114,6 @@ QUICK_TASK = Task("experiments/pendulum.yaml", 600, 1, 100, (200, 400, 600),
 # what one run is: its configuration, folder, record and command
 # ---------------------------------------------------------------------------------------------
 
-@dataclass
-class Run:
-    task: str
-    library: str
-    seed: int
-    config: dict  # everything that makes two runs the same: a record with another config is stale
-    command: list[str]
-    record: Path  # the finished run's JSON record (committed)
-    work_dir: Path  # our run folder, or SB3's folder for its log and partial evaluations (gitignored)
-    status: str = "pending"
-    evaluations: list[dict] = field(default_factory=list)
-
-    @property
-    def lock(self) -> Path:
-        """The file an invocation locks while it runs this (library, task, seed): see claim()."""
-        return self.work_dir.parent / f"seed{self.seed}.lock"
-
-
 def project_spec(task: Task, seed: int) -> ExperimentSpec:
     """The resolved spec of our run of `task` with `seed` (max_epoch from the budget)."""
     base = ExperimentSpec.from_yaml(REPO / task.spec, task.overrides)
@@ -146,11 +122,6 @@ def project_spec(task: Task, seed: int) -> ExperimentSpec:
                              f"{base.timestep_per_epoch}")
     return ExperimentSpec.from_yaml(REPO / task.spec, [*task.overrides, f"seed={seed}",
                                                        f"max_epoch={task.steps // base.timestep_per_epoch}"])
-
-
-def comparable(spec: ExperimentSpec) -> dict:
-    """The spec's fields that change the numbers (name and description do not)."""
-    return {key: value for key, value in spec.to_dict().items() if key not in ("name", "description")}
 
 
 def plan(task_name: str, task: Task, library: str, seed: int, out_dir: Path, runs_dir: Path) -> Run:
@@ -180,41 +151,8 @@ def plan(task_name: str, task: Task, library: str, seed: int, out_dir: Path, run
     return Run(task_name, library, seed, config, command, record, work_dir)
 
 
-def display(command: list[str]) -> str:
-    """A command as a shell line, relative to the repository root (python: this project's interpreter)."""
-    return shlex.join(["python" if part == sys.executable else part for part in command]).replace(str(REPO) + "/", "")
-
-
-def read_record(run: Run) -> dict | None:
-    """The finished run's record when it exists and matches the run's config, else None."""
-    try:
-        record = json.loads(run.record.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    return record if record.get("config") == run.config and record.get("finished") else None
-
-
-def write_record(run: Run, evaluations: list[dict], finished: bool, extra: dict | None = None) -> None:
-    """A run's record: config, command, evaluations; finished=False marks a partial SB3 run."""
-    path = run.record if finished else run.work_dir / "partial.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    record = {"library": run.library, "task": run.task, "seed": run.seed, "finished": finished,
-              "config": run.config, "command": display(run.command), "evaluations": evaluations, **(extra or {})}
-    write_text_atomically(path, json.dumps(record, indent=1) + "\n")
-
-
-def project_evaluations(run_dir: Path) -> list[dict]:
-    """The evaluations in our run folder's progress.csv (empty when there is none yet)."""
-    try:
-        frame = pd.read_csv(run_dir / "progress.csv")
-    except (OSError, pd.errors.EmptyDataError):
-        return []
-    keep = ["env_steps", "eval_return_mean", "eval_return_std", "wall_time_s"]
-    return frame[keep].to_dict("records")
-
-
 # ---------------------------------------------------------------------------------------------
-# running (one child process at a time)
+# running: one child process at a time, claimed with a lock
 # ---------------------------------------------------------------------------------------------
 
 @contextlib.contextmanager
@@ -237,45 +175,39 @@ class Stop(Exception):
     """The deadline passed or a signal arrived: the child was stopped, its state kept."""
 
 
-STOP_SIGNAL: list[int] = []
+def stop_on_signal(signum: int) -> None:
+    """stop_on_signals' answer to the first Ctrl-C / SIGTERM: interrupt the wait for the child (run_child stops it)."""
+    raise Stop("signal")
 
 
-def run_child(command: list[str], log: Path, deadline: float, on_line=None) -> int:
-    """Run one child with stdout read line by line (on_line) and stderr to `log`.
+def run_child(command: list[str], log: Path, deadline: float, stdout: Path | None = None) -> int:
+    """Run one child to its end and return its exit status; stderr, and stdout unless `stdout` names a file for it,
+    are appended to `log`.
 
-    At the deadline or on SIGINT / SIGTERM to this process: SIGTERM to the child (ours writes a
-    checkpoint), wait, then raise Stop.
+    At the deadline or on a Stop from stop_on_signal: SIGTERM to the child (ours writes a checkpoint), wait for it,
+    then raise Stop; past the deadline already: Stop at once. Not subprocess.run(timeout=...): it would SIGKILL the
+    child, which then writes no checkpoint.
     """
+    if time.time() >= deadline:
+        raise Stop("deadline")
     log.parent.mkdir(parents=True, exist_ok=True)
     env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "PYTHONHOME")}
-    with open(log, "a") as log_file:
+    with open(log, "a") as log_file, (open(stdout, "w") if stdout else contextlib.nullcontext(log_file)) as out_file:
         log_file.write(f"\n$ {shlex.join(command)}\n")
         log_file.flush()
-        child = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=log_file, text=True, env=env)
-
-        def read_stdout() -> None:  # a thread: the main loop stays free to watch the deadline
-            for line in child.stdout:
-                if on_line is not None:
-                    on_line(line.rstrip("\n"))
-                else:
-                    log_file.write(line)
-                    log_file.flush()
-
-        reader = threading.Thread(target=read_stdout, daemon=True)
-        reader.start()
-        while child.poll() is None:
-            if STOP_SIGNAL or time.time() > deadline:
-                child.send_signal(signal.SIGTERM)
-                try:
-                    child.wait(timeout=120)
-                except subprocess.TimeoutExpired:
-                    child.kill()
-                    child.wait()
-                reader.join(timeout=10)
-                raise Stop("signal" if STOP_SIGNAL else "deadline")
-            time.sleep(0.5)
-        reader.join()
-        return child.returncode
+        with subprocess.Popen(command, cwd=REPO, stdout=out_file, stderr=log_file, env=env) as child:
+            try:
+                return child.wait(timeout=max(deadline - time.time(), 0) if math.isfinite(deadline) else None)
+            except subprocess.TimeoutExpired:
+                reason = "deadline"
+            except Stop:
+                reason = "signal"
+            child.terminate()
+            try:
+                child.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                child.kill()
+    raise Stop(reason)
 
 
 def run_project(run: Run, deadline: float, console: Console) -> None:
@@ -308,172 +240,37 @@ def run_project(run: Run, deadline: float, console: Console) -> None:
     run.status, run.evaluations = "finished", evaluations
 
 
+def sb3_lines(path: Path) -> list[dict]:
+    """The JSON lines SB3's runner printed (one per evaluation, a last one with done); other lines are skipped."""
+    items = []
+    with contextlib.suppress(OSError), open(path) as lines:
+        for line in lines:
+            with contextlib.suppress(json.JSONDecodeError):
+                items.append(json.loads(line))
+    return [item for item in items if isinstance(item, dict)]
+
+
 def run_sb3(run: Run, deadline: float, console: Console) -> None:
-    """Train SB3 in the peer venv from zero; on success write its record (on a stop: a partial record)."""
+    """Train SB3 in the peer venv from zero; on success write its record (else a partial record of its evaluations)."""
     if not PEER_PYTHON.exists():
         run.status = "failed (no peer venv: bash benchmarks/peers/setup.sh)"
         return
-    evaluations, done = [], {}
-
-    def on_line(line: str) -> None:
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError:
-            return
-        if item.get("done"):
-            done.update(item)
-        else:
-            evaluations.append({key: item[key] for key in
-                                ("env_steps", "eval_return_mean", "eval_return_std", "wall_time_s")})
-            write_record(run, evaluations, finished=False)
-
     console.print(f"  $ {display(run.command)}")
+    lines, log = run.work_dir / "sb3.jsonl", run.work_dir / "sb3.log"
     try:
-        code = run_child(run.command, run.work_dir / "sb3.log", deadline, on_line)
-    finally:
-        run.evaluations = evaluations
-    if code != 0 or not done:
-        run.status = f"failed (exit {code}, log {run.work_dir / 'sb3.log'})"
+        code = run_child(run.command, log, deadline, stdout=lines)
+    finally:  # finished, failed or stopped: its evaluations so far are kept
+        items = sb3_lines(lines)
+        run.evaluations = [{key: item[key] for key in EVALUATION_KEYS} for item in items if not item.get("done")]
+        if run.evaluations:
+            write_record(run, run.evaluations, finished=False)
+    done = next((item for item in items if item.get("done")), None)
+    if code != 0 or done is None:
+        run.status = f"failed (exit {code}, log {log})"
         return
-    write_record(run, evaluations, finished=True, extra={"sb3": {key: done[key] for key in
-                                                                ("versions", "hyperparameters", "torch_threads")}})
+    write_record(run, run.evaluations, finished=True,
+                 extra={"sb3": {key: done[key] for key in ("versions", "hyperparameters", "torch_threads")}})
     run.status = "finished"
-
-
-# ---------------------------------------------------------------------------------------------
-# assembling: CSV, table, plot (no training: tested on hand-made records)
-# ---------------------------------------------------------------------------------------------
-
-def assemble(runs: list[Run]) -> pd.DataFrame:
-    """Every evaluation of the task's runs, finished or not, as rows of COLUMNS.
-
-    Finished runs come from their records; unfinished ones from our run folder's progress.csv
-    or SB3's partial record (complete = False).
-    """
-    rows = []
-    for run in runs:
-        record = read_record(run)
-        if record is not None:
-            evaluations, complete = record["evaluations"], True
-        elif run.library == "project":
-            evaluations, complete = project_evaluations(run.work_dir), False
-            if run.work_dir.joinpath("spec.yaml").is_file():
-                try:
-                    if comparable(ExperimentSpec.from_yaml(run.work_dir / "spec.yaml")) != run.config["spec"]:
-                        evaluations = []
-                except UserInputError:
-                    evaluations = []
-        else:
-            try:
-                partial = json.loads((run.work_dir / "partial.json").read_text())
-                evaluations = partial["evaluations"] if partial.get("config") == run.config else []
-            except (OSError, json.JSONDecodeError):
-                evaluations = []
-            complete = False
-        for item in evaluations:
-            rows.append({"library": run.library, "seed": run.seed, "env_steps": int(item["env_steps"]),
-                         "eval_return_mean": float(item["eval_return_mean"]),
-                         "eval_return_std": float(item["eval_return_std"]), "complete": complete})
-    return pd.DataFrame(rows, columns=COLUMNS)
-
-
-def budget_table(frame: pd.DataFrame, budgets: tuple[int, ...]) -> pd.DataFrame:
-    """One row per budget that a seed reached: per library n (seeds that reached it) and the IQM of their eval return
-    there with its 95% bootstrap interval; P(project > SB3) with its interval when both libraries reached it.
-
-    Columns <library>_n and sweep_summary.interval_columns <library>_iqm(_ci_low, _ci_high), p(_ci_low, _ci_high):
-    NaN where a library has no seed there, NaN bounds for an interval over one seed.
-    """
-    rows = []
-    for budget in budgets:
-        scores = {library: frame.loc[(frame["library"] == library) & (frame["env_steps"] == budget),
-                                     "eval_return_mean"].to_numpy() for library in LIBRARIES}
-        if not any(values.size for values in scores.values()):
-            continue
-        row = {"env_steps": budget}
-        for library, values in scores.items():
-            row[f"{library}_n"] = values.size if values.size else math.nan
-            row.update(interval_columns(f"{library}_iqm", iqm_interval(values) if values.size else None))
-        both = all(values.size for values in scores.values())
-        row.update(interval_columns("p", probability_of_improvement(scores["project"], scores["sb3"]) if both
-                                    else None))
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def budget_cells(row: dict) -> list[str]:
-    """One budget's cells: each library's 'IQM [low, high], n=k' (empty: no seed), then P(project > SB3)."""
-    cells = [f"{interval_cell(row, f'{library}_iqm', digits=0)}, n={int(row[f'{library}_n'])}"
-             if row[f"{library}_n"] > 0 else "" for library in LIBRARIES]
-    return [*cells, interval_cell(row, "p", digits=2) if not math.isnan(row["p"]) else ""]
-
-
-def markdown_table(table: pd.DataFrame, title: str) -> str:
-    """The budget table as markdown: one row per budget, one column per library, then P(project > SB3)."""
-    lines = [f"**{title}** (deterministic eval return, mean of the evaluation episodes; IQM over seeds "
-             "[95% bootstrap CI], n = seeds that reached the step; P(project > SB3) = the probability that a seed "
-             "of this project scores higher than a seed of SB3 there, 0.5 = no difference)", "",
-             "| env steps | " + " | ".join(LIBRARIES[lib] for lib in LIBRARIES) + " | P(project > SB3) |",
-             "|---|" + "---|" * (len(LIBRARIES) + 1)]
-    for row in table.to_dict("records"):
-        lines.append(f"| {row['env_steps']:,} | " + " | ".join(budget_cells(row)) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def plot(frame: pd.DataFrame, title: str, png: Path) -> None:
-    """Per library: the IQM over seeds against env steps and its 95% bootstrap CI band (SoftActorCritic.plotting)."""
-    figure, axis = plt.subplots(figsize=(8, 4.6))
-    for index, library in enumerate(LIBRARIES):
-        own = frame[frame["library"] == library]
-        if own.empty:
-            continue
-        seeds = own["seed"].nunique()
-        finished = own.groupby("seed")["complete"].all().sum()
-        label = f"{LIBRARIES[library]}: {seeds} seed{'s' if seeds > 1 else ''}"
-        if finished < seeds:
-            label += f" ({seeds - finished} unfinished)"
-        draw_curve(axis, band_curve(own, "eval_return_mean"), f"C{index}", label)
-    axis.set_xlabel("environment steps")
-    axis.set_ylabel("eval return (deterministic, mean of episodes)")
-    axis.ticklabel_format(axis="x", style="plain")
-    axis.grid(alpha=0.3)
-    if axis.get_legend_handles_labels()[0]:
-        axis.legend(fontsize=9)
-    axis.set_title(f"{title}: IQM over seeds, 95% bootstrap CI band", fontsize=11)
-    figure.tight_layout()
-    png.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(png, dpi=100)
-    plt.close(figure)
-
-
-def report(task_name: str, task: Task, runs: list[Run], out_dir: Path, argv: list[str], console: Console,
-           quiet: bool = False) -> None:
-    """Write the task's evaluations.csv, curves.png, table.md and command.txt; print the table unless quiet."""
-    frame = assemble(runs)
-    if frame.empty:  # no run has started: no empty files to commit
-        console.print(f"{task_name}: no evaluations yet")
-        return
-    folder = out_dir / task_name
-    folder.mkdir(parents=True, exist_ok=True)
-    save_results(frame, folder / "evaluations.csv", float_format="%.2f")
-    spec = project_spec(task, 1)
-    title = f"{spec.env_id}{' ' + json.dumps(spec.env_kwargs) if spec.env_kwargs else ''}, {task.steps:,} steps"
-    plot(frame, title, folder / "curves.png")
-    table = budget_table(frame, task.budgets)
-    (folder / "table.md").write_text(markdown_table(table, title))
-    lines = [f"# {datetime.datetime.now():%Y-%m-%d %H:%M}",
-             f"python -m benchmarks.learning_benchmark {shlex.join(argv)}", "",
-             "# runs (status at the end of this invocation)"]
-    for run in runs:
-        status = run.status
-        if status.startswith("not run") and read_record(run) is not None:  # an invocation running beside this one
-            status = "finished (by another invocation)"
-        lines += [f"{run.library} seed {run.seed}: {status}", f"  {display(run.command)}"]
-    (folder / "command.txt").write_text("\n".join(lines) + "\n")
-    if not quiet:
-        print_table(console, title, ["env steps", *(f"{library}: IQM [95% CI], n" for library in LIBRARIES),
-                                     "P(project > SB3)"],
-                    [[f"{row['env_steps']:,}", *budget_cells(row)] for row in table.to_dict("records")])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -510,13 +307,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    args = parse_args(argv)
-    console = wide_console()
-    deadline = time.time() + 60 * args.max_minutes if args.max_minutes else float("inf")
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda number, frame: STOP_SIGNAL.append(number))
+def start(run: Run, deadline: float, console: Console) -> str:
+    """Run `run` unless another invocation holds it or has finished it meanwhile; its status."""
+    with claim(run) as mine:
+        if not mine:
+            return "not run (another invocation is running it)"
+        if read_record(run) is not None:  # finished by the other invocation before we claimed it
+            return "finished (by another invocation)"
+        console.print(f"[{datetime.datetime.now():%H:%M:%S}] {run.task} {run.library} seed {run.seed}")
+        (run_project if run.library == "project" else run_sb3)(run, deadline, console)
+        return run.status
+
+
+def run_tasks(args: argparse.Namespace, argv: list[str], console: Console) -> int:
+    """Every task's runs in turn, then its files; the exit status."""
+    deadline = time.time() + 60 * args.max_minutes if args.max_minutes else math.inf
     failed, stopped = False, None
     for task_name in args.task_names:
         task = QUICK_TASK if args.quick else TASKS[task_name]
@@ -527,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
         except UserInputError as error:
             print(error, file=sys.stderr)
             return 2
+        spec = project_spec(task, 1)
+        title = f"{spec.env_id}{' ' + json.dumps(spec.env_kwargs) if spec.env_kwargs else ''}, {task.steps:,} steps"
         for run in runs:
             if read_record(run) is not None:
                 run.status = "finished (kept from an earlier invocation)"
@@ -537,26 +344,29 @@ def main(argv: list[str] | None = None) -> int:
             if args.report_only or stopped:
                 run.status = "not run" if stopped is None else f"not run (stopped: {stopped})"
                 continue
-            with claim(run) as mine:
-                if not mine:
-                    run.status = "not run (another invocation is running it)"
-                    continue
-                if read_record(run) is not None:  # finished by the other invocation before we claimed it
-                    run.status = "finished (by another invocation)"
-                    continue
-                console.print(f"[{datetime.datetime.now():%H:%M:%S}] {task_name} {run.library} seed {run.seed}")
-                try:
-                    (run_project if run.library == "project" else run_sb3)(run, deadline, console)
-                except Stop as stop:
-                    stopped = str(stop)
-                    run.status = f"stopped ({stopped}); rerun the command to continue"
+            try:
+                run.status = start(run, deadline, console)
+            except Stop as stop:
+                stopped = str(stop)
+                run.status = f"stopped ({stopped}); rerun the command to continue"
             failed |= run.status.startswith("failed")
             console.print(f"  -> {run.status}")
-            report(task_name, task, runs, args.out_dir, argv, console, quiet=True)  # commit-ready after every run
-        report(task_name, task, runs, args.out_dir, argv, console)
+            # commit-ready after every run
+            write_report(args.out_dir / task_name, title, task.budgets, runs, argv, console, quiet=True)
+        write_report(args.out_dir / task_name, title, task.budgets, runs, argv, console)
     if stopped == "signal":
         return 130
     return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    try:
+        with stop_on_signals(stop_on_signal):
+            return run_tasks(args, argv, wide_console())
+    except Stop:  # a signal while no child ran (between two runs, while writing the files): the records are kept
+        return 130
 
 
 if __name__ == "__main__":

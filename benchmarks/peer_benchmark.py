@@ -9,8 +9,8 @@ HalfCheetah-v5 dimensions (obs 17, act 6): 64x64 networks with batch 100, 256x25
 Each library is timed both ways: S gradient steps in one call (the project's train_steps,
 the peers' train(gradient_steps=S); S = the steps of a timed block) and one step per call.
 
-    python benchmarks/peer_benchmark.py            # a few minutes
-    python benchmarks/peer_benchmark.py --quick    # under two minutes
+    python -m benchmarks.peer_benchmark            # a few minutes
+    python -m benchmarks.peer_benchmark --quick    # under two minutes
 Results: benchmarks/results/peer_benchmark.csv (one row per library, variant and size; each run adds its rows)
 
 peer_python() and run_peer() are also used by other benchmarks (training_throughput.py).
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from report import print_table, save_results, wide_console
+from benchmarks.report import print_table, save_results, wide_console
 
 BENCHMARKS = Path(__file__).resolve().parent
 PEER_VENV = BENCHMARKS / "peers" / ".venv"
@@ -76,9 +76,9 @@ def measure_project(blocks: int, steps_per_block: int) -> list[dict]:
     """Rows for this project: v1 and v2 (alpha 'auto') at each size, train_steps (S steps per call) and
     train_step (one per call), and sample_action latency."""
     # Imported here, not at the top: peer_python/run_peer stay usable without loading TensorFlow.
+    from benchmarks.train_step_benchmark import time_action, time_train_step, time_train_steps_apart
     from blocAndTools import ExperimentSpec
     from blocAndTools.tf_threads import configure_tensorflow_threads
-    from train_step_benchmark import time_action, time_train_step, time_train_steps_apart
 
     configure_tensorflow_threads()  # one step per call, before TensorFlow's first op, as the training runner does
     cases = [(label, variant, alpha, width, batch) for width, batch in SIZES

@@ -10,8 +10,8 @@ Reproduces and extends the original project's tables on this machine:
   3. memory per transition of each design.
 Every time is the median over repeats (timeit); "min" is the best repeat.
 
-    python benchmarks/replay_buffer_benchmark.py            # full, a few minutes
-    python benchmarks/replay_buffer_benchmark.py --quick    # under a minute, sizes <= 1e5
+    python -m benchmarks.replay_buffer_benchmark            # full, a few minutes
+    python -m benchmarks.replay_buffer_benchmark --quick    # under a minute, sizes <= 1e5
 Results: benchmarks/results/replay_buffer_benchmark.csv (--quick: ..._quick.csv, so a quick
 check never overwrites the full results)
 """
@@ -32,11 +32,11 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # blocAndTools/__init__ may import TF
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
-from blocAndTools.replay_buffer import ReplayBuffer  # noqa: E402
-from report import print_table, save_results, wide_console  # noqa: E402
+from benchmarks.report import print_table, save_results, wide_console
+from blocAndTools.replay_buffer import ReplayBuffer
 
 OBS_DIM, ACT_DIM = 17, 6  # HalfCheetah
 BATCH = 256

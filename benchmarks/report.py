@@ -1,8 +1,4 @@
-"""What every benchmark script does with its results: print them as a rich table and write them to a CSV.
-
-Scripts run as files (`python benchmarks/X.py`) import it as `report`, those run as modules
-(`python -m benchmarks.X`) as `benchmarks.report`.
-"""
+"""What every benchmark script does with its results: print them as a rich table and write them to a CSV."""
 from __future__ import annotations
 
 import time

@@ -4,7 +4,7 @@ Runs the same 2-run sweep (experiments/pendulum.yaml, 256x256 networks, batch 25
 through the CLI with `--backend ray --max-concurrent 1` and `--max-concurrent 2`, alternating
 (sequential, concurrent, concurrent, sequential by default) so that a loaded machine's drift hits both.
 
-    python benchmarks/sweep_concurrency.py [--quick] [--rounds 2]
+    python -m benchmarks.sweep_concurrency [--quick] [--rounds 2]
 
 Per sweep: the training rate of each trial (env steps/s of the epochs after the warm-up, from
 progress.csv's steps_per_s, evaluation excluded), the total rate (the two trials' sum when they run
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from report import print_table, save_results, wide_console
+from benchmarks.report import print_table, save_results, wide_console
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "benchmarks" / "results" / "sweep_concurrency.csv"

@@ -7,8 +7,8 @@ sample; in a child process with the thread pools of K steps per call), the estim
 FLOPs of one step, the GFLOP/s train_step reaches, and the float32 matmul GFLOP/s of this
 machine measured in the same run. Also the latency of one single-observation action.
 
-    python benchmarks/train_step_benchmark.py            # full grid, a few minutes
-    python benchmarks/train_step_benchmark.py --quick    # under two minutes
+    python -m benchmarks.train_step_benchmark            # full grid, a few minutes
+    python -m benchmarks.train_step_benchmark --quick    # under two minutes
 Results: benchmarks/results/train_step_benchmark.csv
 """
 from __future__ import annotations
@@ -23,23 +23,18 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
+import pandas as pd
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from blocAndTools.tf_threads import import_tensorflow_quietly  # noqa: E402
-
-import_tensorflow_quietly()  # without the CUDA-probe lines TensorFlow prints on a CPU-only machine
-import tensorflow as tf  # noqa: E402
-
-from blocAndTools import ExperimentSpec, ReplayBuffer  # noqa: E402
-from blocAndTools.tf_threads import configure_tensorflow_threads  # noqa: E402
-from report import print_table, save_results, wide_console  # noqa: E402
-from SoftActorCritic import SoftActorCriticBrain  # noqa: E402
+from benchmarks.quiet_tensorflow import tf
+from benchmarks.report import print_table, save_results, wide_console
+from blocAndTools import ExperimentSpec, ReplayBuffer
+from blocAndTools.tf_threads import configure_tensorflow_threads
+from SoftActorCritic import SoftActorCriticBrain
 
 OBS_DIM, ACT_DIM = 17, 6  # HalfCheetah-v5
-RESULTS = Path(__file__).resolve().parent / "results" / "train_step_benchmark.csv"
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "benchmarks" / "results" / "train_step_benchmark.csv"
 
 
 def dense_flops(batch: int, sizes: list[int]) -> int:
@@ -120,9 +115,10 @@ def time_train_steps_apart(specs: list[ExperimentSpec], blocks: int, steps_per_b
     """time_train_steps of each spec, measured in a child process with the thread pools an agent taking
     steps_per_block steps per call runs with (tf_threads): TensorFlow fixes its pools once per process, and
     this one has the one-step setting of train_step."""
-    child = subprocess.run([sys.executable, __file__, "--k-per-call-child", str(steps_per_block), "--blocks",
-                            str(blocks)], input=json.dumps([spec.to_dict() for spec in specs]),
-                           stdout=subprocess.PIPE, text=True, check=True)
+    child = subprocess.run([sys.executable, "-m", "benchmarks.train_step_benchmark", "--k-per-call-child",
+                            str(steps_per_block), "--blocks", str(blocks)], cwd=REPO,
+                           input=json.dumps([spec.to_dict() for spec in specs]), stdout=subprocess.PIPE, text=True,
+                           check=True)
     return json.loads(child.stdout.splitlines()[-1])
 
 

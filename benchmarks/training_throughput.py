@@ -11,8 +11,8 @@ Evaluation is not part of it. Also the replay buffer's bytes and the peak reside
 and, when the peer environment exists (bash benchmarks/peers/setup.sh), the end-to-end rate
 of Stable-Baselines3 and sbx on the same task in the same run.
 
-    python benchmarks/training_throughput.py            # HalfCheetah-v5 and Pendulum-v1, ~10 minutes
-    python benchmarks/training_throughput.py --quick    # under two minutes
+    python -m benchmarks.training_throughput            # HalfCheetah-v5 and Pendulum-v1, ~10 minutes
+    python -m benchmarks.training_throughput --quick    # under two minutes
 Results: benchmarks/results/training_throughput.csv
 """
 from __future__ import annotations
@@ -29,26 +29,20 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
+import pandas as pd
+from rich.console import Console
+
+from benchmarks.peer_benchmark import peer_python, run_peer
+from benchmarks.quiet_tensorflow import tf
+from benchmarks.report import print_table, save_results, wide_console
+from blocAndTools import ExperimentSpec
+from blocAndTools.run_logging import ConsoleView
+from blocAndTools.tf_threads import configure_tensorflow_threads
+from SoftActorCritic.agent import SoftActorCriticAgent
+from SoftActorCritic.metrics import COLUMNS
+
 BENCHMARKS = Path(__file__).resolve().parent
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from blocAndTools.tf_threads import import_tensorflow_quietly  # noqa: E402
-
-import_tensorflow_quietly()  # without the CUDA-probe lines TensorFlow prints on a CPU-only machine
-import tensorflow as tf  # noqa: E402
-from rich.console import Console  # noqa: E402
-
-from blocAndTools import ExperimentSpec  # noqa: E402
-from blocAndTools.run_logging import ConsoleView  # noqa: E402
-from blocAndTools.tf_threads import configure_tensorflow_threads  # noqa: E402
-from peer_benchmark import peer_python, run_peer  # noqa: E402
-from report import print_table, save_results, wide_console  # noqa: E402
-from SoftActorCritic.agent import SoftActorCriticAgent  # noqa: E402
-from SoftActorCritic.metrics import COLUMNS  # noqa: E402
-
 EXPERIMENTS = BENCHMARKS.parent / "experiments"
 RESULTS = BENCHMARKS / "results" / "training_throughput.csv"
 PARTS = ["act", "env_step", "buffer_add", "buffer_sample", "train_step", "logging"]
@@ -141,8 +135,9 @@ def peer_rows(spec: ExperimentSpec, steps: int, every: int = 1) -> list[dict]:
 def every_64_row(quick: bool) -> dict:
     """The row of 64 gradient steps in one call every 64 env steps, measured in a process of its own: the
     thread pools a run takes from gradient_steps (tf_threads.thread_setting) are fixed per process."""
-    child = subprocess.run([sys.executable, __file__, "--every", "64", *(["--quick"] if quick else [])],
-                           capture_output=True, text=True, check=True)
+    child = subprocess.run([sys.executable, "-m", "benchmarks.training_throughput", "--every", "64",
+                            *(["--quick"] if quick else [])], cwd=BENCHMARKS.parent, capture_output=True, text=True,
+                           check=True)
     return json.loads(child.stdout.strip().splitlines()[-1])
 
 

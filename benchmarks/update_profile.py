@@ -7,7 +7,7 @@ set against their FLOPs and against one core's share of the matmul roof measured
 if the matmuls already run at the roof, the update can only get faster by idling less or by
 doing fewer FLOPs.
 
-    python benchmarks/update_profile.py [--variant v1] [--width 256] [--batch 256] [--quick]
+    python -m benchmarks.update_profile [--variant v1] [--width 256] [--batch 256] [--quick]
 Results: benchmarks/results/update_profile.csv (one row per op type and run)
 """
 from __future__ import annotations
@@ -20,22 +20,11 @@ import os
 import tempfile
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import pandas as pd
 
-import pandas as pd  # noqa: E402
-from blocAndTools.tf_threads import import_tensorflow_quietly  # noqa: E402
-
-import_tensorflow_quietly()  # without the CUDA-probe lines TensorFlow prints on a CPU-only machine
-import tensorflow as tf  # noqa: E402
-
-# The converter behind TensorBoard's profile plugin, shipped inside TensorFlow (no public name).
-from tensorflow.python.profiler.internal import _pywrap_profiler_plugin as profiler_plugin  # noqa: E402
-
-from blocAndTools import ExperimentSpec  # noqa: E402
-from blocAndTools.tf_threads import configure_tensorflow_threads  # noqa: E402
-from report import print_table, save_results, wide_console  # noqa: E402
-from SoftActorCritic import SoftActorCriticBrain  # noqa: E402
-from train_step_benchmark import (  # noqa: E402
+from benchmarks.quiet_tensorflow import tf
+from benchmarks.report import print_table, save_results, wide_console
+from benchmarks.train_step_benchmark import (
     ACT_DIM,
     OBS_DIM,
     estimated_step_flops,
@@ -43,6 +32,9 @@ from train_step_benchmark import (  # noqa: E402
     matmul_gflops,
     time_train_step,
 )
+from blocAndTools import ExperimentSpec
+from blocAndTools.tf_threads import configure_tensorflow_threads
+from SoftActorCritic import SoftActorCriticBrain
 
 RESULTS = Path(__file__).resolve().parent / "results" / "update_profile.csv"
 MATMULS = ("MatMul", "_FusedMatMul")
@@ -50,6 +42,10 @@ MATMULS = ("MatMul", "_FusedMatMul")
 
 def op_self_times(spec: ExperimentSpec, steps: int) -> dict[str, tuple[float, float]]:
     """{op type: (self-time in us, occurrences)} summed over `steps` traced train_step calls."""
+    # The converter behind TensorBoard's profile plugin, shipped inside TensorFlow (no public name). Imported here:
+    # a top-level `from tensorflow...` would sort before benchmarks.quiet_tensorflow and load TensorFlow loudly.
+    from tensorflow.python.profiler.internal import _pywrap_profiler_plugin as profiler_plugin
+
     brain, buffer = SoftActorCriticBrain(spec, OBS_DIM, ACT_DIM), filled_buffer()
     for _ in range(20):
         metrics = brain.train_step(buffer.sample(spec.batch_size_in_ts))

@@ -1,13 +1,17 @@
-"""benchmarks/learning_benchmark.py without training: records, CSV assembly, budget table (IQM, CI, P(project >
-SB3)), plot, skipping finished runs."""
+"""benchmarks/learning_benchmark.py and learning_report.py without training: records, CSV assembly, budget table
+(IQM, CI, P(project > SB3)), plot, skipping finished runs, locks."""
 from __future__ import annotations
 
 import io
 import json
 import math
+import os
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import unittest
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
@@ -17,7 +21,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.collections import PolyCollection
 
-from benchmarks import learning_benchmark  # the repository root is on the path of a test run (tests/ is a package)
+from benchmarks import learning_benchmark, learning_report  # the repository root is on a test run's path
+from blocAndTools.errors import stop_on_signals
 from blocAndTools.statistics import iqm_interval, probability_of_improvement
 
 TASK = learning_benchmark.QUICK_TASK  # Pendulum, 600 steps, epochs of 200: three evaluations per run
@@ -34,7 +39,7 @@ def finishing_run():
 
     def fake_run(run, deadline, console):
         started.append((run.library, run.seed))
-        learning_benchmark.write_record(run, evaluations(-1000, -700, -400), finished=True)
+        learning_report.write_record(run, evaluations(-1000, -700, -400), finished=True)
         run.status = "finished"
 
     return started, fake_run
@@ -62,8 +67,8 @@ class TestRecordsAndAssembly(LearningBenchmarkTestCase):
 
     def test_finished_records_partial_runs_and_stale_records_make_the_csv(self) -> None:
         finished_sb3, partial_sb3 = self.plan("sb3", 1), self.plan("sb3", 2)
-        learning_benchmark.write_record(finished_sb3, evaluations(-1500, -800, -300), finished=True)
-        learning_benchmark.write_record(partial_sb3, evaluations(-1400), finished=False)
+        learning_report.write_record(finished_sb3, evaluations(-1500, -800, -300), finished=True)
+        learning_report.write_record(partial_sb3, evaluations(-1400), finished=False)
         # our run 1 is in progress: its folder holds the resolved spec and two epochs of progress.csv
         running = self.plan("project", 1)
         running.work_dir.mkdir(parents=True)
@@ -72,21 +77,21 @@ class TestRecordsAndAssembly(LearningBenchmarkTestCase):
         # our run 2 has a record made with another configuration: stale, left out
         stale = self.plan("project", 2)
         stale.config = {**stale.config, "eval_seeds": [0, 0]}
-        learning_benchmark.write_record(stale, evaluations(-100, -100, -100), finished=True)
+        learning_report.write_record(stale, evaluations(-100, -100, -100), finished=True)
 
-        frame = learning_benchmark.assemble([finished_sb3, partial_sb3, running, self.plan("project", 2)])
-        self.assertEqual(list(frame.columns), learning_benchmark.COLUMNS)
+        frame = learning_report.assemble([finished_sb3, partial_sb3, running, self.plan("project", 2)])
+        self.assertEqual(list(frame.columns), learning_report.COLUMNS)
         self.assertEqual(len(frame), 3 + 1 + 2)
         self.assertEqual(frame[frame["complete"]]["seed"].tolist(), [1, 1, 1])
         self.assertEqual(frame[(frame["library"] == "project")]["eval_return_mean"].tolist(), [-1200, -600])
-        self.assertIsNone(learning_benchmark.read_record(self.plan("project", 2)))
+        self.assertIsNone(learning_report.read_record(self.plan("project", 2)))
 
     def test_record_is_valid_json_with_a_relative_command(self) -> None:
         run = self.plan("project", 1)
-        learning_benchmark.write_record(run, evaluations(-1000), finished=True)
+        learning_report.write_record(run, evaluations(-1000), finished=True)
         record = json.loads(run.record.read_text())
         self.assertTrue(record["command"].startswith("python -m SoftActorCritic train --spec experiments/"))
-        self.assertNotIn(str(learning_benchmark.REPO), record["command"].replace(str(self.runs_dir), ""))
+        self.assertNotIn(str(learning_report.REPO), record["command"].replace(str(self.runs_dir), ""))
 
 
 class TestBudgetTable(unittest.TestCase):
@@ -108,7 +113,7 @@ sb3,1,2000,-90,1,True
     PROJECT_1000, SB3_1000 = [-300, -100, -200, -1000, -150], [-110, -130, -500, -90]
 
     def table(self) -> pd.DataFrame:
-        return learning_benchmark.budget_table(pd.read_csv(io.StringIO(self.CSV)), (1000, 2000, 3000, 4000))
+        return learning_report.budget_table(pd.read_csv(io.StringIO(self.CSV)), (1000, 2000, 3000, 4000))
 
     def test_iqm_over_the_seeds_that_reached_each_budget_and_the_probability_of_improvement(self) -> None:
         table = self.table().set_index("env_steps")
@@ -129,7 +134,7 @@ sb3,1,2000,-90,1,True
         self.assertTrue(math.isnan(table.loc[4000, "sb3_n"]) and math.isnan(table.loc[4000, "p"]))
 
     def test_markdown_table_has_one_row_per_budget_iqm_ci_n_and_p(self) -> None:
-        text = learning_benchmark.markdown_table(self.table(), "Pendulum")
+        text = learning_report.markdown_table(self.table(), "Pendulum")
         self.assertIn("| env steps | this project (SAC v1) | Stable-Baselines3 SAC | P(project > SB3) |", text)
         project, sb3 = iqm_interval(self.PROJECT_1000), iqm_interval(self.SB3_1000)
         improvement = probability_of_improvement(self.PROJECT_1000, self.SB3_1000)
@@ -143,8 +148,8 @@ sb3,1,2000,-90,1,True
     def test_the_plot_draws_each_librarys_iqm_and_its_band(self) -> None:
         figures = []
         with tempfile.TemporaryDirectory() as folder, \
-                mock.patch.object(learning_benchmark.plt, "close", side_effect=figures.append):
-            learning_benchmark.plot(pd.read_csv(io.StringIO(self.CSV)), "Pendulum", Path(folder) / "curves.png")
+                mock.patch.object(learning_report.plt, "close", side_effect=figures.append):
+            learning_report.plot(pd.read_csv(io.StringIO(self.CSV)), "Pendulum", Path(folder) / "curves.png")
             self.assertGreater((Path(folder) / "curves.png").stat().st_size, 1000)
         axis = figures[0].axes[0]
         project, sb3 = axis.lines
@@ -163,7 +168,7 @@ class TestResumability(LearningBenchmarkTestCase):
 
     def test_finished_runs_are_not_run_again(self) -> None:
         for library in ("project", "sb3"):
-            learning_benchmark.write_record(self.plan(library, 1), evaluations(-900, -500, -200), finished=True)
+            learning_report.write_record(self.plan(library, 1), evaluations(-900, -500, -200), finished=True)
         never = mock.Mock(side_effect=AssertionError("a finished run was started again"))
         with mock.patch.object(learning_benchmark, "run_project", never), \
                 mock.patch.object(learning_benchmark, "run_sb3", never):
@@ -176,7 +181,7 @@ class TestResumability(LearningBenchmarkTestCase):
 
     def test_runs_without_a_record_are_started(self) -> None:
         started, fake_run = finishing_run()
-        learning_benchmark.write_record(self.plan("sb3", 1), evaluations(-900, -500, -200), finished=True)
+        learning_report.write_record(self.plan("sb3", 1), evaluations(-900, -500, -200), finished=True)
         with mock.patch.object(learning_benchmark, "run_project", fake_run), \
                 mock.patch.object(learning_benchmark, "run_sb3", fake_run), redirect_stdout(io.StringIO()) as out:
             self.assertEqual(self.main(), 0)
@@ -186,8 +191,8 @@ class TestResumability(LearningBenchmarkTestCase):
     def test_a_runner_beside_this_one_and_a_task_not_started(self) -> None:
         def sb3_finishes_meanwhile(run, deadline, console):  # `--libraries sb3` running beside this invocation
             if run.seed == 2:  # after this invocation passed SB3's seed 1
-                learning_benchmark.write_record(self.plan("sb3", 1), evaluations(-900, -500, -200), finished=True)
-            learning_benchmark.write_record(run, evaluations(-1000, -700, -400), finished=True)
+                learning_report.write_record(self.plan("sb3", 1), evaluations(-900, -500, -200), finished=True)
+            learning_report.write_record(run, evaluations(-1000, -700, -400), finished=True)
             run.status = "finished"
 
         with mock.patch.object(learning_benchmark, "run_project", sb3_finishes_meanwhile):
@@ -236,6 +241,61 @@ class TestResumability(LearningBenchmarkTestCase):
                 learning_benchmark.main(bad)
             self.assertEqual(exit.exception.code, 2)
             self.assertEqual(len(stderr.getvalue().strip().splitlines()), 1)
+
+
+# A stand-in for our training child: on SIGTERM it "writes its checkpoint" (a line in the log) and exits 0.
+CHECKPOINTING_CHILD = ("import signal, sys, time\n"
+                       "def stop(*_):\n    print('checkpoint written', flush=True)\n    sys.exit(0)\n"
+                       "signal.signal(signal.SIGTERM, stop)\nprint('ready', flush=True)\ntime.sleep(60)\n")
+
+
+class TestChildren(LearningBenchmarkTestCase):
+    def test_the_deadline_stops_the_child_with_sigterm_so_that_it_checkpoints(self) -> None:
+        log = self.runs_dir / "child.log"
+        with self.assertRaises(learning_benchmark.Stop) as stop:
+            learning_benchmark.run_child([sys.executable, "-c", CHECKPOINTING_CHILD], log, time.time() + 2)
+        self.assertEqual(str(stop.exception), "deadline")
+        self.assertEqual(log.read_text().splitlines()[-2:], ["ready", "checkpoint written"])
+
+    def test_a_signal_to_the_benchmark_stops_the_child_with_sigterm(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            self.skipTest("signal handlers are set on the main thread only")
+        log = self.runs_dir / "child.log"
+        timer = threading.Timer(2, os.kill, (os.getpid(), signal.SIGTERM))
+        with stop_on_signals(learning_benchmark.stop_on_signal):
+            timer.start()
+            try:
+                with self.assertRaises(learning_benchmark.Stop) as stop:
+                    learning_benchmark.run_child([sys.executable, "-c", CHECKPOINTING_CHILD], log, math.inf)
+            finally:  # never a SIGTERM after the handler is gone: it would end the test run
+                timer.cancel()
+                timer.join()
+        self.assertEqual(str(stop.exception), "signal")
+        self.assertEqual(log.read_text().splitlines()[-2:], ["ready", "checkpoint written"])
+
+    def sb3_stand_in(self, *lines: str, exit_code: int = 0):
+        """SB3's seed-1 run with a child that prints `lines` on stdout and exits with exit_code."""
+        run = self.plan("sb3", 1)
+        run.command = [sys.executable, "-c", f"import sys; print({chr(10).join(lines)!r}); sys.exit({exit_code})"]
+        with mock.patch.object(learning_benchmark, "PEER_PYTHON", Path(sys.executable)):
+            learning_benchmark.run_sb3(run, math.inf, mock.Mock())
+        return run
+
+    def test_sb3s_json_lines_make_its_record(self) -> None:
+        items = [{**item, "gradient_steps": 100} for item in evaluations(-1000, -500)]
+        done = {"done": True, "versions": {"stable_baselines3": "2.9"}, "hyperparameters": {}, "torch_threads": 1}
+        run = self.sb3_stand_in(json.dumps(items[0]), "a line that is not JSON", json.dumps(items[1]), json.dumps(done))
+        self.assertEqual(run.status, "finished")
+        record = learning_report.read_record(run)
+        self.assertEqual(record["evaluations"], evaluations(-1000, -500))
+        self.assertEqual(record["sb3"], {key: done[key] for key in ("versions", "hyperparameters", "torch_threads")})
+
+    def test_a_failed_sb3_run_leaves_a_partial_record_of_its_evaluations(self) -> None:
+        run = self.sb3_stand_in(json.dumps(evaluations(-1000)[0]), exit_code=1)
+        self.assertTrue(run.status.startswith("failed (exit 1"))
+        self.assertIsNone(learning_report.read_record(run))
+        frame = learning_report.assemble([run])
+        self.assertEqual((frame["env_steps"].tolist(), frame["complete"].tolist()), ([200], [False]))
 
 
 if __name__ == "__main__":

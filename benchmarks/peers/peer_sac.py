@@ -27,14 +27,15 @@ import statistics
 import time
 from importlib import metadata
 
+import gymnasium as gym
+import numpy as np
+
 # Exactly one JSON line on stdout: keep the real stdout for it and send fd 1 to stderr, so
-# whatever the libraries print (Python prints and C-level writes alike) cannot mix in.
+# whatever the libraries print (Python prints and C-level writes alike) cannot mix in (the imports
+# above print nothing; torch, JAX, SB3 and sbx are imported in the functions below).
 _JSON_OUT = os.fdopen(os.dup(1), "w")
 os.dup2(2, 1)
 os.environ.setdefault("JAX_PLATFORMS", "cpu")  # no accelerator probing messages; CPU only here anyway
-
-import gymnasium as gym  # noqa: E402
-import numpy as np  # noqa: E402
 
 LIBRARIES = ("sb3", "sbx")
 MEASURES = ("train_step", "action", "throughput")

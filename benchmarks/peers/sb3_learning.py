@@ -31,16 +31,17 @@ import sys
 import time
 from importlib import metadata
 
-# One clean JSON stream on stdout: keep the real stdout for it, send fd 1 to stderr.
+import gymnasium as gym
+import numpy as np
+
+# One clean JSON stream on stdout: keep the real stdout for it, send fd 1 to stderr (the imports above print
+# nothing; torch and SB3, imported in main, go to stderr).
 _JSON_OUT = os.fdopen(os.dup(1), "w")
 os.dup2(2, 1)
 
-import gymnasium as gym  # noqa: E402
-import numpy as np  # noqa: E402
-
 
 def emit(record: dict) -> None:
-    """One JSON line on the real stdout, flushed at once (the parent reads it as it comes)."""
+    """One JSON line on the real stdout, flushed at once (a run stopped midway keeps every line printed so far)."""
     _JSON_OUT.write(json.dumps(record) + "\n")
     _JSON_OUT.flush()
 

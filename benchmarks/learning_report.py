@@ -1,0 +1,225 @@
+"""The learning benchmark's results, without training: run records, and the CSV, table and plot made from them.
+
+benchmarks/learning_benchmark.py plans and runs the (task, library, seed) runs and calls write_report after each.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import shlex
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
+from rich.console import Console
+
+from benchmarks.report import print_table, save_results
+from blocAndTools.atomic_files import write_text_atomically
+from blocAndTools.errors import UserInputError
+from blocAndTools.experiment_spec import ExperimentSpec
+from blocAndTools.statistics import iqm_interval, probability_of_improvement
+from SoftActorCritic.plotting import band_curve, draw_curve
+from SoftActorCritic.sweep_summary import interval_cell, interval_columns
+
+matplotlib.use("Agg")  # files only, no display (pyplot picks its backend at the first figure)
+
+REPO = Path(__file__).resolve().parent.parent
+LIBRARIES = {"project": "this project (SAC v1)", "sb3": "Stable-Baselines3 SAC"}
+COLUMNS = ["library", "seed", "env_steps", "eval_return_mean", "eval_return_std", "complete"]
+EVALUATION_KEYS = ("env_steps", "eval_return_mean", "eval_return_std", "wall_time_s")
+
+
+@dataclass
+class Run:
+    """One (task, library, seed) run of the benchmark: what makes it, where it lives, how it went."""
+    task: str
+    library: str
+    seed: int
+    config: dict  # everything that makes two runs the same: a record with another config is stale
+    command: list[str]
+    record: Path  # the finished run's JSON record (committed)
+    work_dir: Path  # our run folder, or SB3's folder for its log and partial evaluations (gitignored)
+    status: str = "pending"
+    evaluations: list[dict] = field(default_factory=list)
+
+    @property
+    def lock(self) -> Path:
+        """The file an invocation locks while it runs this (library, task, seed): see learning_benchmark.claim."""
+        return self.work_dir.parent / f"seed{self.seed}.lock"
+
+
+def comparable(spec: ExperimentSpec) -> dict:
+    """The spec's fields that change the numbers (name and description do not)."""
+    return {key: value for key, value in spec.to_dict().items() if key not in ("name", "description")}
+
+
+def display(command: list[str]) -> str:
+    """A command as a shell line, relative to the repository root (python: this project's interpreter)."""
+    return shlex.join(["python" if part == sys.executable else part for part in command]).replace(str(REPO) + "/", "")
+
+
+# ---------------------------------------------------------------------------------------------
+# records: a finished run's JSON in the results, an unfinished one's evaluations in its folder
+# ---------------------------------------------------------------------------------------------
+
+def read_record(run: Run) -> dict | None:
+    """The finished run's record when it exists and matches the run's config, else None."""
+    try:
+        record = json.loads(run.record.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return record if record.get("config") == run.config and record.get("finished") else None
+
+
+def write_record(run: Run, evaluations: list[dict], finished: bool, extra: dict | None = None) -> None:
+    """A run's record: config, command, evaluations; finished=False marks a partial SB3 run."""
+    path = run.record if finished else run.work_dir / "partial.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"library": run.library, "task": run.task, "seed": run.seed, "finished": finished,
+              "config": run.config, "command": display(run.command), "evaluations": evaluations, **(extra or {})}
+    write_text_atomically(path, json.dumps(record, indent=1) + "\n")
+
+
+def project_evaluations(run_dir: Path) -> list[dict]:
+    """The evaluations in our run folder's progress.csv (empty when there is none yet)."""
+    try:
+        frame = pd.read_csv(run_dir / "progress.csv")
+    except (OSError, pd.errors.EmptyDataError):
+        return []
+    return frame[list(EVALUATION_KEYS)].to_dict("records")
+
+
+def unfinished_evaluations(run: Run) -> list[dict]:
+    """An unfinished run's evaluations so far: our run folder's progress.csv, or SB3's partial record; none when
+    they were made with another configuration."""
+    if run.library == "project":
+        if run.work_dir.joinpath("spec.yaml").is_file():
+            try:
+                if comparable(ExperimentSpec.from_yaml(run.work_dir / "spec.yaml")) != run.config["spec"]:
+                    return []
+            except UserInputError:
+                return []
+        return project_evaluations(run.work_dir)
+    try:
+        partial = json.loads((run.work_dir / "partial.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return []
+    return partial["evaluations"] if partial.get("config") == run.config else []
+
+
+# ---------------------------------------------------------------------------------------------
+# assembling: CSV, table, plot
+# ---------------------------------------------------------------------------------------------
+
+def assemble(runs: list[Run]) -> pd.DataFrame:
+    """Every evaluation of the task's runs, finished or not, as rows of COLUMNS (complete: from a finished record)."""
+    rows = []
+    for run in runs:
+        record = read_record(run)
+        evaluations = record["evaluations"] if record is not None else unfinished_evaluations(run)
+        for item in evaluations:
+            rows.append({"library": run.library, "seed": run.seed, "env_steps": int(item["env_steps"]),
+                         "eval_return_mean": float(item["eval_return_mean"]),
+                         "eval_return_std": float(item["eval_return_std"]), "complete": record is not None})
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def budget_table(frame: pd.DataFrame, budgets: tuple[int, ...]) -> pd.DataFrame:
+    """One row per budget that a seed reached: per library n (seeds that reached it) and the IQM of their eval return
+    there with its 95% bootstrap interval; P(project > SB3) with its interval when both libraries reached it.
+
+    Columns <library>_n and sweep_summary.interval_columns <library>_iqm(_ci_low, _ci_high), p(_ci_low, _ci_high):
+    NaN where a library has no seed there, NaN bounds for an interval over one seed.
+    """
+    rows = []
+    for budget in budgets:
+        scores = {library: frame.loc[(frame["library"] == library) & (frame["env_steps"] == budget),
+                                     "eval_return_mean"].to_numpy() for library in LIBRARIES}
+        if not any(values.size for values in scores.values()):
+            continue
+        row = {"env_steps": budget}
+        for library, values in scores.items():
+            row[f"{library}_n"] = values.size if values.size else math.nan
+            row.update(interval_columns(f"{library}_iqm", iqm_interval(values) if values.size else None))
+        both = all(values.size for values in scores.values())
+        row.update(interval_columns("p", probability_of_improvement(scores["project"], scores["sb3"]) if both
+                                    else None))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def budget_cells(row: dict) -> list[str]:
+    """One budget's cells: each library's 'IQM [low, high], n=k' (empty: no seed), then P(project > SB3)."""
+    cells = [f"{interval_cell(row, f'{library}_iqm', digits=0)}, n={int(row[f'{library}_n'])}"
+             if row[f"{library}_n"] > 0 else "" for library in LIBRARIES]
+    return [*cells, interval_cell(row, "p", digits=2) if not math.isnan(row["p"]) else ""]
+
+
+def markdown_table(table: pd.DataFrame, title: str) -> str:
+    """The budget table as markdown: one row per budget, one column per library, then P(project > SB3)."""
+    lines = [f"**{title}** (deterministic eval return, mean of the evaluation episodes; IQM over seeds "
+             "[95% bootstrap CI], n = seeds that reached the step; P(project > SB3) = the probability that a seed "
+             "of this project scores higher than a seed of SB3 there, 0.5 = no difference)", "",
+             "| env steps | " + " | ".join(LIBRARIES[lib] for lib in LIBRARIES) + " | P(project > SB3) |",
+             "|---|" + "---|" * (len(LIBRARIES) + 1)]
+    for row in table.to_dict("records"):
+        lines.append(f"| {row['env_steps']:,} | " + " | ".join(budget_cells(row)) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(frame: pd.DataFrame, title: str, png: Path) -> None:
+    """Per library: the IQM over seeds against env steps and its 95% bootstrap CI band (SoftActorCritic.plotting)."""
+    figure, axis = plt.subplots(figsize=(8, 4.6))
+    for index, library in enumerate(LIBRARIES):
+        own = frame[frame["library"] == library]
+        if own.empty:
+            continue
+        seeds = own["seed"].nunique()
+        finished = own.groupby("seed")["complete"].all().sum()
+        label = f"{LIBRARIES[library]}: {seeds} seed{'s' if seeds > 1 else ''}"
+        if finished < seeds:
+            label += f" ({seeds - finished} unfinished)"
+        draw_curve(axis, band_curve(own, "eval_return_mean"), f"C{index}", label)
+    axis.set_xlabel("environment steps")
+    axis.set_ylabel("eval return (deterministic, mean of episodes)")
+    axis.ticklabel_format(axis="x", style="plain")
+    axis.grid(alpha=0.3)
+    if axis.get_legend_handles_labels()[0]:
+        axis.legend(fontsize=9)
+    axis.set_title(f"{title}: IQM over seeds, 95% bootstrap CI band", fontsize=11)
+    figure.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(png, dpi=100)
+    plt.close(figure)
+
+
+def write_report(folder: Path, title: str, budgets: tuple[int, ...], runs: list[Run], argv: list[str],
+                 console: Console, quiet: bool = False) -> None:
+    """Write the task's evaluations.csv, curves.png, table.md and command.txt in `folder`; print the table unless
+    quiet."""
+    frame = assemble(runs)
+    if frame.empty:  # no run has started: no empty files to commit
+        console.print(f"{folder.name}: no evaluations yet")
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    save_results(frame, folder / "evaluations.csv", float_format="%.2f")
+    plot(frame, title, folder / "curves.png")
+    table = budget_table(frame, budgets)
+    (folder / "table.md").write_text(markdown_table(table, title))
+    lines = [f"# {datetime.datetime.now():%Y-%m-%d %H:%M}",
+             f"python -m benchmarks.learning_benchmark {shlex.join(argv)}", "",
+             "# runs (status at the end of this invocation)"]
+    for run in runs:
+        status = run.status
+        if status.startswith("not run") and read_record(run) is not None:  # an invocation running beside this one
+            status = "finished (by another invocation)"
+        lines += [f"{run.library} seed {run.seed}: {status}", f"  {display(run.command)}"]
+    (folder / "command.txt").write_text("\n".join(lines) + "\n")
+    if not quiet:
+        print_table(console, title, ["env steps", *(f"{library}: IQM [95% CI], n" for library in LIBRARIES),
+                                     "P(project > SB3)"],
+                    [[f"{row['env_steps']:,}", *budget_cells(row)] for row in table.to_dict("records")])
