@@ -7,10 +7,12 @@ Run from the repository root (the module form puts the project on the import pat
     python -m benchmarks.learning_benchmark --quick        # the whole pipeline on a tiny budget, ~2 minutes
     python -m benchmarks.learning_benchmark --report-only  # CSV, plots and tables from what is there
 
-Tasks (budget x seeds 1..n): pendulum 10k x 5, lunarlander (LunarLander-v3 continuous) 150k x 3,
-halfcheetah, hopper and walker2d (Walker2d-v5) 150k x 3. This project's side of a task is its shipped spec
-(experiments/*.yaml) with seed=k and max_epoch=budget/timestep_per_epoch, run through the CLI
-(`python -m SoftActorCritic train --spec FILE --set seed=k --set max_epoch=E --run-dir DIR`).
+Tasks (budget x seeds 1..n): pendulum 10k x 5, lunarlander (LunarLander-v3 continuous) 150k x 5,
+halfcheetah, hopper and walker2d (the -v5 tasks) 150k x 3. This project's side of a task is the general default
+(ExperimentSpec's defaults, no per-task tuning) with the task's evaluation protocol, seed=k and
+max_epoch=budget/timestep_per_epoch, run through the CLI (`python -m SoftActorCritic train --env ENV_ID
+--set timestep_per_epoch=... --set max_eval_trj=... --set seed=k --set max_epoch=E --run-dir DIR`); a task
+may name a shipped spec (Task.spec) where one still differs from the default (none does today).
 SB3's side is benchmarks/peers/sb3_learning.py in the peers' own virtual environment
 (benchmarks/peers/.venv; SB3 2.9 SAC defaults, learning_starts per task, one torch thread).
 
@@ -73,7 +75,7 @@ from benchmarks.learning_report import (
 )
 from benchmarks.report import wide_console
 from blocAndTools.errors import UserInputError, stop_on_signals
-from blocAndTools.experiment_spec import ExperimentSpec
+from blocAndTools.experiment_spec import ExperimentSpec, expand_grid, load_raw_spec
 from blocAndTools.seeding import episode_seeds
 
 PEER_PYTHON = REPO / "benchmarks" / "peers" / ".venv" / "bin" / "python"
@@ -84,28 +86,33 @@ DEFAULT_RUNS = REPO / "runs" / "learning_benchmark"
 
 @dataclass(frozen=True)
 class Task:
-    """One benchmark task: our spec file, the env-step budget, the seeds 1..n, SB3's learning_starts."""
-    spec: str
+    """One benchmark task: its environment, the env-step budget, the seeds 1..n, SB3's learning_starts, and
+    our side's spec: the general default (spec None: `train --env`) or a shipped spec where one still differs."""
+    env_id: str
     steps: int
     seeds: int
     sb3_learning_starts: int
     budgets: tuple[int, ...]  # env steps at which the table reports IQM [95% CI] and P(project > SB3)
-    overrides: tuple[str, ...] = ()  # extra --set values of our runs
+    overrides: tuple[str, ...] = ()  # --set values of our runs: the evaluation protocol, both libraries follow it
+    spec: str | None = None
 
 
-# SB3's learning_starts: its default (100) on Pendulum, as in the issue's measurement; 10,000 on the
-# others, the value of rl-baselines3-zoo's tuned SAC settings for LunarLanderContinuous, HalfCheetah
-# and Hopper (the other hyperparameters stay SB3's defaults).
+# The evaluation protocol of each task (both libraries): evaluate every timestep_per_epoch env steps on
+# max_eval_trj episodes. SB3's learning_starts: its default (100) on Pendulum, as in the issue's measurement;
+# 10,000 on the others, the value of rl-baselines3-zoo's tuned SAC settings for LunarLanderContinuous,
+# HalfCheetah and Hopper (the other hyperparameters stay SB3's defaults).
+LONG = (50_000, 100_000, 150_000)
+MUJOCO_EVALUATION = ("timestep_per_epoch=5000", "max_eval_trj=5")
 TASKS = {
-    "pendulum": Task("experiments/pendulum.yaml", 10_000, 5, 100, (2_000, 4_000, 6_000, 8_000, 10_000)),
-    "lunarlander": Task("experiments/lunarlander_continuous.yaml", 150_000, 3, 10_000, (50_000, 100_000, 150_000)),
-    "halfcheetah": Task("experiments/halfcheetah.yaml", 150_000, 3, 10_000, (50_000, 100_000, 150_000)),
-    "hopper": Task("experiments/hopper.yaml", 150_000, 3, 10_000, (50_000, 100_000, 150_000)),
-    # Walker2d-v5: no task spec of its own; the Hopper spec with only the environment changed.
-    "walker2d": Task("experiments/hopper.yaml", 150_000, 3, 10_000, (50_000, 100_000, 150_000),
-                     ("env_id=Walker2d-v5",)),
+    "pendulum": Task("Pendulum-v1", 10_000, 5, 100, (2_000, 4_000, 6_000, 8_000, 10_000),
+                     ("timestep_per_epoch=1000", "max_eval_trj=10")),
+    "lunarlander": Task("LunarLander-v3", 150_000, 5, 10_000, LONG,
+                        ("env_kwargs={continuous: true}", "timestep_per_epoch=5000", "max_eval_trj=10")),
+    "halfcheetah": Task("HalfCheetah-v5", 150_000, 3, 10_000, LONG, MUJOCO_EVALUATION),
+    "hopper": Task("Hopper-v5", 150_000, 3, 10_000, LONG, MUJOCO_EVALUATION),
+    "walker2d": Task("Walker2d-v5", 150_000, 3, 10_000, LONG, MUJOCO_EVALUATION),
 }
-QUICK_TASK = Task("experiments/pendulum.yaml", 600, 1, 100, (200, 400, 600),
+QUICK_TASK = Task("Pendulum-v1", 600, 1, 100, (200, 400, 600),
                   ("timestep_per_epoch=200", "min_pool_size=200", "batch_size_in_ts=64", "max_eval_trj=2",
                    "phi_nn_h_layer_topo=[64,64]", "psi_nn_h_layer_topo=[64,64]", "theta_nn_h_layer_topo=[64,64]"))
 
@@ -116,12 +123,14 @@ QUICK_TASK = Task("experiments/pendulum.yaml", 600, 1, 100, (200, 400, 600),
 
 def project_spec(task: Task, seed: int) -> ExperimentSpec:
     """The resolved spec of our run of `task` with `seed` (max_epoch from the budget)."""
-    base = ExperimentSpec.from_yaml(REPO / task.spec, task.overrides)
-    if task.steps % base.timestep_per_epoch:
-        raise UserInputError(f"{task.spec}: budget {task.steps} is not a multiple of timestep_per_epoch "
-                             f"{base.timestep_per_epoch}")
-    return ExperimentSpec.from_yaml(REPO / task.spec, [*task.overrides, f"seed={seed}",
-                                                       f"max_epoch={task.steps // base.timestep_per_epoch}"])
+    def resolve(extra: list[str]) -> ExperimentSpec:
+        spec_path = None if task.spec is None else REPO / task.spec
+        return expand_grid(load_raw_spec(spec_path, [f"env_id={task.env_id}", *task.overrides, *extra]))[0]
+
+    epoch = resolve([]).timestep_per_epoch
+    if task.steps % epoch:
+        raise UserInputError(f"{task.env_id}: budget {task.steps} is not a multiple of timestep_per_epoch {epoch}")
+    return resolve([f"seed={seed}", f"max_epoch={task.steps // epoch}"])
 
 
 def plan(task_name: str, task: Task, library: str, seed: int, out_dir: Path, runs_dir: Path) -> Run:
@@ -132,7 +141,9 @@ def plan(task_name: str, task: Task, library: str, seed: int, out_dir: Path, run
     work_dir = runs_dir / task_name / library / f"seed{seed}"
     if library == "project":
         overrides = [*task.overrides, f"seed={seed}", f"max_epoch={spec.max_epoch}"]
-        command = [sys.executable, "-m", "SoftActorCritic", "train", "--spec", task.spec]
+        command = [sys.executable, "-m", "SoftActorCritic", "train", "--env", task.env_id]
+        if task.spec is not None:
+            command += ["--spec", task.spec]
         for item in overrides:
             command += ["--set", item]
         command += ["--run-dir", str(work_dir)]

@@ -53,8 +53,9 @@ class Run:
 
 
 def comparable(spec: ExperimentSpec) -> dict:
-    """The spec's fields that change the numbers (name and description do not)."""
-    return {key: value for key, value in spec.to_dict().items() if key not in ("name", "description")}
+    """The spec's fields that change the numbers (name, description and the announced goal do not)."""
+    return {key: value for key, value in spec.to_dict().items()
+            if key not in ("name", "description", "expected_reward_goal")}
 
 
 def display(command: list[str]) -> str:

@@ -90,7 +90,7 @@ class TestRecordsAndAssembly(LearningBenchmarkTestCase):
         run = self.plan("project", 1)
         learning_report.write_record(run, evaluations(-1000), finished=True)
         record = json.loads(run.record.read_text())
-        self.assertTrue(record["command"].startswith("python -m SoftActorCritic train --spec experiments/"))
+        self.assertTrue(record["command"].startswith("python -m SoftActorCritic train --env Pendulum-v1 --set "))
         self.assertNotIn(str(learning_report.REPO), record["command"].replace(str(self.runs_dir), ""))
 
 
