@@ -44,7 +44,7 @@ def resolve_spec(text: str) -> Path:
     raise UserInputError(f"--spec {text!r}: no such file, nor a shipped experiment of that name (see `sac list`)")
 
 
-def plan_runs(spec_path: Path, overrides: Sequence[str], reruns: int,
+def plan_runs(spec_path: Path | None, overrides: Sequence[str], reruns: int,
               run_dir: Path | None) -> list[tuple[ExperimentSpec, Path]]:
     """The grid points times `reruns` seeds as (spec, run folder) pairs; every spec validated first.
 

@@ -23,7 +23,7 @@ METRIC = "eval_return_mean"
 BEST_SPEC = "best_spec.yaml"
 
 
-def run_search(spec_path: Path, overrides: Sequence[str], searches: Sequence[str], samples: int, scheduler: str,
+def run_search(spec_path: Path | None, overrides: Sequence[str], searches: Sequence[str], samples: int, scheduler: str,
                run_dir: Path | None, ray_address: str | None, max_concurrent: int | None) -> None:
     """Search the space of the spec (with --set overrides and --search distributions) with `samples` trials;
     write summary.csv and best_spec.yaml in the search folder and print the command that trains the best."""

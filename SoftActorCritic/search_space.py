@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import re
+from pathlib import Path
 from typing import Any
 
 from blocAndTools.errors import UserInputError
@@ -75,7 +76,7 @@ def candidates(name: str, arguments: tuple) -> list[Any]:
     return list(arguments)
 
 
-def build_search(spec_path: str, overrides: list[str], searches: list[str]) -> tuple[dict, dict]:
+def build_search(spec_path: Path | None, overrides: list[str], searches: list[str]) -> tuple[dict, dict]:
     """(base raw spec without the searched fields, {field: (distribution, arguments)}), all validated."""
     raw = load_raw_spec(spec_path, overrides)
     space = {}

@@ -33,7 +33,7 @@ from SoftActorCritic.sweep_summary import report_summary
 MANIFEST = "sweep.yaml"
 
 
-def default_sweep_dir(spec_path: str, overrides: Sequence[str], reruns: int) -> Path | None:
+def default_sweep_dir(spec_path: Path | None, overrides: Sequence[str], reruns: int) -> Path | None:
     """runs/<name>/sweep-<date-time> when the spec and --reruns make more than one run, else None."""
     raw = load_raw_spec(spec_path, overrides)
     if len(expand_grid(raw)) * reruns <= 1:
