@@ -20,7 +20,7 @@ from blocAndTools.experiment_spec import ExperimentSpec
 from SoftActorCritic import ray_backend, sweep_summary, sweeps
 from SoftActorCritic.experiment_runner import commands
 from SoftActorCritic.numpy_policy import Policy
-from tests.helpers import TINY_SPEC, random_actor, run_cli, write_spec
+from tests.helpers import REPO, TINY_SPEC, random_actor, run_cli, write_spec
 
 REACH_MODULE = '''
 import gymnasium
@@ -293,6 +293,21 @@ class GeneralDefaultTest(TemporaryFolderTest):
         defaults = ExperimentSpec()
         self.assertEqual((spec.alpha, spec.reward_scaling, spec.variant),
                          (defaults.alpha, defaults.reward_scaling, defaults.variant))
+
+
+class FirstReadingTest(unittest.TestCase):
+    """What the README and the docs tell a new user before anything runs."""
+
+    def test_the_virtual_environment_comes_before_the_install(self):
+        readme = (REPO / "README.md").read_text()
+        self.assertLess(readme.index("python -m venv .venv"), readme.index("python -m pip install . && sac train"))
+
+    def test_the_cluster_recipe_binds_to_loopback_and_says_ray_stop_is_machine_wide(self):
+        for page in (REPO / "README.md", REPO / "docs" / "sweeps.md"):
+            text = " ".join(page.read_text().split())
+            self.assertIn("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 ray start --head --node-ip-address=127.0.0.1", text,
+                          page)
+            self.assertRegex(text, r"`ray stop` (stops|ends) every Ray process on the machine", page)
 
 
 if __name__ == "__main__":
