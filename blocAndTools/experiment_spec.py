@@ -308,11 +308,21 @@ def load_raw_spec(path: str | Path | None, overrides: Iterable[str] = ()) -> dic
 
     path None: the general default (every field at its default, named after its env_id), e.g. for
     `sac train --env Hopper-v5`, whose overrides start with env_id=Hopper-v5."""
+    raw = {} if path is None else _read_spec_file(Path(path))
+    changes = with_current_names(dict(parse_override(text) for text in overrides), "--set")
     if path is None:
-        raw = with_current_names(dict(parse_override(text) for text in overrides), "--set")
-        raw.setdefault("name", re.sub(r"[^A-Za-z0-9_.-]+", "_", str(raw.get("env_id", ExperimentSpec.env_id))))
-        return _checked(raw)
-    path = Path(path)
+        raw["name"] = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(changes.get("env_id", ExperimentSpec.env_id)))
+    raw.update(changes)
+    for key in raw:
+        if key not in FIELD_NAMES and key != GRID_KEY:
+            raise UserInputError(f"unknown spec field {key!r}{closest_field_hint(str(key))}")
+    if raw.get(GRID_KEY) is not None:
+        raw[GRID_KEY] = _grid_points(raw[GRID_KEY])
+    return raw
+
+
+def _read_spec_file(path: Path) -> dict[str, Any]:
+    """A spec file's fields (current names) with its name defaulting to the file's stem; one line on bad input."""
     if not path.is_file():
         raise UserInputError(f"spec file {str(path)!r} does not exist")
     try:
@@ -331,17 +341,6 @@ def load_raw_spec(path: str | Path | None, overrides: Iterable[str] = ()) -> dic
         raise UserInputError(f"spec file {str(path)!r} must hold a mapping of field: value")
     raw = with_current_names(raw, f"spec file {str(path)!r}")
     raw.setdefault("name", path.stem)
-    raw.update(with_current_names(dict(parse_override(text) for text in overrides), "--set"))
-    return _checked(raw)
-
-
-def _checked(raw: dict[str, Any]) -> dict[str, Any]:
-    """The raw spec, its unknown keys rejected and its grid points checked."""
-    for key in raw:
-        if key not in FIELD_NAMES and key != GRID_KEY:
-            raise UserInputError(f"unknown spec field {key!r}{closest_field_hint(str(key))}")
-    if raw.get(GRID_KEY) is not None:
-        raw[GRID_KEY] = _grid_points(raw[GRID_KEY])
     return raw
 
 
