@@ -1,7 +1,8 @@
 """SoftActorCriticBrain: the networks, their optimizers and ONE compiled update step.
 
 Every variant of the spec (v1/v2, fixed or learned alpha, single/double/clipped Q
-backup, reparametrized or REINFORCE actor gradient, entropy-only or frozen actor) is a
+backup over 2 or N critics (REDQ's random subset), critic dropout and layer norm (DroQ),
+reparametrized or REINFORCE actor gradient, entropy-only or frozen actor) is a
 branch taken once, when the update is traced; the step itself stays one `tf.function`
 (train_step), and K steps on K minibatches are one call of another (train_steps). The loss
 formulas are the pure functions of SoftActorCritic/losses.py.
@@ -35,8 +36,8 @@ from SoftActorCritic.numpy_policy import NumpyActor
 class SoftActorCriticBrain:
     """The five SAC v1 networks (phi, V_psi, frozen_V_psi, Q_theta_1, Q_theta_2), or those of a variant.
 
-    v1 with q_backup single has no Q_theta_2; v2 has no V_psi / frozen_V_psi but
-    frozen_Q_theta_1 / frozen_Q_theta_2. Seeds the initial weights and both noises from spec.seed's streams
+    v1 with q_backup single has no Q_theta_2, num_critics N > 2 adds Q_theta_3..N; v2 has no V_psi / frozen_V_psi
+    but frozen_Q_theta_1..N. Seeds the initial weights and the noises from spec.seed's streams
     (blocAndTools.seeding).
     """
 
@@ -46,20 +47,24 @@ class SoftActorCriticBrain:
         self.spec, self.obs_dim, self.act_dim = spec, obs_dim, act_dim
         keras.utils.set_random_seed(stream_seed(spec.seed, "networks"))
         topo, activation, norm = spec.theta_nn_h_layer_topo, spec.hidden_activation, spec.critic_layer_norm
-        n_critics = 1 if spec.q_backup == "single" else 2
+        n_critics = 1 if spec.q_backup == "single" else spec.num_critics
+        if spec.critic_dropout:  # the masks of every critic call (DroQ); checkpointed
+            self.dropout_noise = tf.random.Generator.from_seed(stream_seed(spec.seed, "critic_dropout"))
+
+        def build_critic(name: str) -> keras.Model:
+            return build_state_action_value(obs_dim, act_dim, topo, activation, name, norm, spec.critic_dropout,
+                                            getattr(self, "dropout_noise", None))
 
         self.phi = build_gaussian_policy(obs_dim, act_dim, spec.phi_nn_h_layer_topo, activation)
-        self.critics = [build_state_action_value(obs_dim, act_dim, topo, activation, f"Q_theta_{i + 1}", norm)
-                        for i in range(n_critics)]
+        self.critics = [build_critic(f"Q_theta_{i + 1}") for i in range(n_critics)]
         self.Q_theta_1 = self.critics[0]
-        self.Q_theta_2 = self.critics[1] if n_critics == 2 else None
+        self.Q_theta_2 = self.critics[1] if n_critics >= 2 else None
         if spec.variant == "v1":
             self.V_psi = build_state_value(obs_dim, spec.psi_nn_h_layer_topo, activation, "V_psi", norm)
             self.frozen_V_psi = build_state_value(obs_dim, spec.psi_nn_h_layer_topo, activation, "frozen_V_psi", norm)
             self.target_pairs = [(self.V_psi, self.frozen_V_psi)]
         else:
-            self.frozen_critics = [build_state_action_value(obs_dim, act_dim, topo, activation,
-                                                            f"frozen_Q_theta_{i + 1}", norm) for i in range(n_critics)]
+            self.frozen_critics = [build_critic(f"frozen_Q_theta_{i + 1}") for i in range(n_critics)]
             self.target_pairs = list(zip(self.critics, self.frozen_critics, strict=True))
         for online, frozen in self.target_pairs:
             frozen.trainable = False
@@ -189,29 +194,28 @@ class SoftActorCriticBrain:
 
     def _train_step_fn(self, rows: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor, tf.Tensor]:
         """train_step's compiled body: (metrics, all_finite, phi's weights flat for the NumPy actor)."""
-        metrics = self._update(rows, *self._draw_noise(tf.shape(rows)[0]))
+        metrics = self._update(rows, self._draw_noise(tf.shape(rows)[0]))
         return metrics, all_finite(metrics), self._actor_weights_flat()
 
     def _train_steps_fn(self, rows: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor, tf.Tensor]:
         """train_steps' compiled body: the noise of the K steps, drawn in train_step's order (outside XLA, whose
         random kernels give other numbers), then the K steps."""
         num_steps, batch_size = tf.shape(rows)[0], tf.shape(rows)[1]
-        eps = tf.TensorArray(tf.float32, size=num_steps)
-        next_eps = tf.TensorArray(tf.float32, size=num_steps)
-        for k in tf.range(num_steps):
-            step_eps, step_next_eps = self._draw_noise(batch_size)
-            eps, next_eps = eps.write(k, step_eps), next_eps.write(k, step_next_eps)
-        return self._steps_function(rows, eps.stack(), next_eps.stack())
+        draws = [tf.TensorArray(tf.float32, size=num_steps).write(0, noise) for noise in self._draw_noise(batch_size)]
+        for k in tf.range(1, num_steps):
+            draws = [draw.write(k, noise) for draw, noise in zip(draws, self._draw_noise(batch_size), strict=True)]
+        return self._steps_function(rows, tuple(draw.stack() for draw in draws))
 
-    def _steps_fn(self, rows: tf.Tensor, eps: tf.Tensor,
-                  next_eps: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor, tf.Tensor]:
-        """K gradient steps in a loop, step k on rows[k] with noise eps[k], next_eps[k]; returns the metrics
-        summed in step order and divided by K, all_finite over the K steps, and phi's weights flat."""
-        metrics = self._update(rows[0], eps[0], next_eps[0])
+    def _steps_fn(self, rows: tf.Tensor,
+                  noise: tuple[tf.Tensor, ...]) -> tuple[dict[str, tf.Tensor], tf.Tensor, tf.Tensor]:
+        """K gradient steps in a loop, step k on rows[k] with the noise of step k (each of `noise` indexed by k);
+        returns the metrics summed in step order and divided by K, all_finite over the K steps, and phi's weights
+        flat."""
+        metrics = self._update(rows[0], tuple(draw[0] for draw in noise))
         finite = all_finite(metrics)
 
         def next_step(k, sums, finite):
-            step = self._update(rows[k], eps[k], next_eps[k])
+            step = self._update(rows[k], tuple(draw[k] for draw in noise))
             return k + 1, {key: sums[key] + step[key] for key in sums}, tf.logical_and(finite, all_finite(step))
 
         num_steps = tf.shape(rows)[0]
@@ -219,17 +223,22 @@ class SoftActorCriticBrain:
         count = tf.cast(num_steps, tf.float32)
         return {key: total / count for key, total in sums.items()}, finite, self._actor_weights_flat()
 
-    def _draw_noise(self, batch_size: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """eps of a~ ~ pi(.|s) (num_actor_samples * batch, act_dim), then next_eps of a' ~ pi(.|s') (batch, act_dim)."""
+    def _draw_noise(self, batch_size: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        """The update's noise, in this order: eps of a~ ~ pi(.|s) (num_actor_samples * batch, act_dim), next_eps of
+        a' ~ pi(.|s') (batch, act_dim), and with critic_subset the uniform draws (N,) that pick REDQ's subset."""
         eps = self.noise.normal([self.spec.num_actor_samples * batch_size, self.act_dim])
-        return eps, self.noise.normal([batch_size, self.act_dim])
+        next_eps = self.noise.normal([batch_size, self.act_dim])
+        if self.spec.critic_subset is None:
+            return eps, next_eps
+        return eps, next_eps, self.noise.uniform([len(self.critics)])
 
-    def _update(self, rows: tf.Tensor, eps: tf.Tensor, next_eps: tf.Tensor) -> dict[str, tf.Tensor]:
-        """One SAC update on the minibatch `rows` (batch, width) with the given noise: a gradient step on every
-        trained network, then the target update when it is due; counts itself in `updates`, returns its metrics."""
+    def _update(self, rows: tf.Tensor, noise: tuple[tf.Tensor, ...]) -> dict[str, tf.Tensor]:
+        """One SAC update on the minibatch `rows` (batch, width) with the given noise (_draw_noise's): a gradient step
+        on every trained network, then the target update when it is due; counts itself in `updates`, returns its
+        metrics."""
         obs, act, rew, next_obs, terminated = transition_columns(rows, self.obs_dim, self.act_dim)
         with tf.GradientTape(persistent=True) as tape:
-            metrics = self.compute_losses(obs, act, rew, next_obs, terminated, eps, next_eps)
+            metrics = self.compute_losses(obs, act, rew, next_obs, terminated, *noise)
         for loss, variables in self.trained_by_loss.items():
             gradients = tape.gradient(metrics[loss], variables)
             self.optimizers[loss].apply_gradients(zip(gradients, variables, strict=True))
@@ -248,9 +257,11 @@ class SoftActorCriticBrain:
         return tf.concat([tf.reshape(variable, [-1]) for variable in self._actor_variables], 0)
 
     def compute_losses(self, obs: tf.Tensor, act: tf.Tensor, rew: tf.Tensor, next_obs: tf.Tensor,
-                       terminated: tf.Tensor, eps: tf.Tensor, next_eps: tf.Tensor) -> dict[str, tf.Tensor]:
+                       terminated: tf.Tensor, eps: tf.Tensor, next_eps: tf.Tensor,
+                       subset_uniform: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
         """Every loss of one gradient step (keys of `trained_by_loss`) and the scalar metrics, from given noise:
-        eps (num_actor_samples * batch, act_dim) for a~ ~ pi(.|s), next_eps (batch, act_dim) for a' ~ pi(.|s').
+        eps (num_actor_samples * batch, act_dim) for a~ ~ pi(.|s), next_eps (batch, act_dim) for a' ~ pi(.|s'),
+        and with critic_subset the uniform draws (N,) that pick the critics of the targets' min.
 
         The networks are evaluated here; the formulas are the pure functions of SoftActorCritic/losses.py.
         """
@@ -264,7 +275,9 @@ class SoftActorCriticBrain:
         new_act, log_pi = squashed_sample(tf.tile(mu, [n_samples, 1]), tf.tile(log_std, [n_samples, 1]), eps,
                                           reparametrize=spec.actor_gradient == "reparametrize")
         obs_k = tf.tile(obs, [n_samples, 1])
-        q_new = losses.policy_value([critic([obs_k, new_act])[:, 0] for critic in self.critics], spec.q_backup)
+        in_subset = None if subset_uniform is None else losses.random_subset(subset_uniform, spec.critic_subset)
+        q_fresh = [critic([obs_k, new_act])[:, 0] for critic in self.critics]
+        q_new = losses.policy_value(q_fresh, spec.q_backup, in_subset)  # the actor's judge of a~
 
         # V'(s') of each critic's target: frozen_V_psi(s') (v1), or Q'(s', a') - alpha * log pi(a'|s') (v2)
         if spec.variant == "v1":
@@ -274,7 +287,8 @@ class SoftActorCriticBrain:
             next_mu, next_log_std = self.phi(next_obs)
             next_act, next_log_pi = squashed_sample(next_mu, next_log_std, next_eps)
             frozen_q = [frozen([next_obs, next_act])[:, 0] for frozen in self.frozen_critics]
-            next_values = [losses.soft_value(q, next_log_pi, alpha) for q in losses.q_backup(frozen_q, spec.q_backup)]
+            next_values = [losses.soft_value(q, next_log_pi, alpha)
+                           for q in losses.q_backup(frozen_q, spec.q_backup, in_subset)]
 
         # J_Q(theta_i) = 0.5 * mean((Q_theta_i(s, a) - y_i)^2),  y_i = eta * r + gamma * (1 - d) * V'_i(s')
         for i, critic in enumerate(self.critics):
@@ -284,9 +298,10 @@ class SoftActorCriticBrain:
             metrics[f"q{i + 1}_mean"] = tf.reduce_mean(q_data)
 
         if spec.variant == "v1":
-            # J_V(psi) = 0.5 * mean((V_psi(s) - mean_k[Q(s, a~) - alpha * log pi(a~|s)])^2)
+            # J_V(psi) = 0.5 * mean((V_psi(s) - mean_k[Q(s, a~) - alpha * log pi(a~|s)])^2), Q the backup value
             v = self.V_psi(obs)[:, 0]
-            metrics["v_loss"] = losses.value_loss(v, q_new, log_pi, alpha, n_samples)
+            q_backup = losses.q_backup(q_fresh, spec.q_backup, in_subset)[0]
+            metrics["v_loss"] = losses.value_loss(v, q_backup, log_pi, alpha, n_samples)
             metrics["v_mean"] = tf.reduce_mean(v)
             metrics["frozen_v_mean"] = tf.reduce_mean(frozen_v)
 
@@ -310,6 +325,8 @@ class SoftActorCriticBrain:
         for critic in self.critics:
             objects[critic.name] = critic
         objects.update({f"optimizer_{loss}": optimizer for loss, optimizer in self.optimizers.items()})
+        if self.spec.critic_dropout:
+            objects["critic_dropout_noise"] = self.dropout_noise
         if self.spec.learns_alpha:
             objects["log_alpha"] = self.log_alpha
         return objects

@@ -13,23 +13,34 @@ from collections.abc import Sequence
 import tensorflow as tf
 
 
-def q_backup(q_values: Sequence[tf.Tensor], rule: str) -> list[tf.Tensor]:
-    """The value each critic learns from, by the spec's q_backup rule, given Q_1 (and Q_2) at the same (s, a):
+def q_backup(q_values: Sequence[tf.Tensor], rule: str, in_subset: tf.Tensor | None = None) -> list[tf.Tensor]:
+    """The value each critic learns from, by the spec's q_backup rule, given Q_1..Q_N at the same (s, a):
 
-    single: [Q_1];  clipped: [min(Q_1, Q_2)] for both;  double: [Q_2, Q_1] (each critic learns from the other).
+    single: [Q_1];  double: [Q_2, Q_1] (each critic learns from the other);
+    clipped: [min_i Q_i] for every critic, the min over the critics in_subset (a boolean (N,), REDQ) when given.
     """
     if rule == "single":
         return [q_values[0]]
-    if rule == "clipped":
-        return [tf.minimum(q_values[0], q_values[1])] * 2
-    return [q_values[1], q_values[0]]
+    if rule == "double":
+        return [q_values[1], q_values[0]]
+    q = tf.stack(q_values)
+    if in_subset is not None:
+        q = tf.where(in_subset[:, None], q, tf.constant(float("inf")))
+    return [tf.reduce_min(q, axis=0)] * len(q_values)
 
 
-def policy_value(q_values: Sequence[tf.Tensor], rule: str) -> tf.Tensor:
-    """Q(s, a~), the value the actor and V_psi judge a~ by: the mean of the critics' q_backup values,
-    i.e. Q_1 (single), min(Q_1, Q_2) (clipped), (Q_1 + Q_2) / 2 (double)."""
-    backups = q_backup(q_values, rule)
-    return backups[0] if rule != "double" else 0.5 * (backups[0] + backups[1])
+def policy_value(q_values: Sequence[tf.Tensor], rule: str, in_subset: tf.Tensor | None = None) -> tf.Tensor:
+    """Q(s, a~), the value the actor judges a~ by: Q_1 (single), min_i Q_i (clipped), and the mean of all the
+    critics with double (of Q_1, Q_2) or with a REDQ subset (in_subset given: its min is for the targets only)."""
+    if rule == "double" or in_subset is not None:
+        return tf.add_n(list(q_values)) / len(q_values)
+    return q_backup(q_values, rule)[0]
+
+
+def random_subset(uniform: tf.Tensor, size: int) -> tf.Tensor:
+    """REDQ's random subset: a boolean (N,), True for the `size` critics whose uniform draws (N,) are the
+    smallest, i.e. a subset drawn uniformly among those of that size."""
+    return uniform <= tf.sort(uniform)[size - 1]
 
 
 def soft_value(q: tf.Tensor, log_pi: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:

@@ -2,7 +2,7 @@
 
 phi:         s -> (mu, log_std), log_std clipped to [-20, 2]         (the Gaussian actor)
 V_psi:       s -> V(s)                                                (soft state value, SAC v1)
-Q_theta_i:   (s, a) -> Q(s, a)                                        (twin soft Q functions)
+Q_theta_i:   (s, a) -> Q(s, a)                                        (the N soft Q functions, twins by default)
 """
 from __future__ import annotations
 
@@ -44,13 +44,15 @@ def build_state_value(obs_dim: int, hidden_layer_topo: Sequence[int], activation
     return keras.Model(obs, keras.layers.Dense(1, name="value")(features), name=name)
 
 
-def build_state_action_value(obs_dim: int, act_dim: int, hidden_layer_topo: Sequence[int],
-                             activation: str, name: str, layer_norm: bool = False) -> keras.Model:
-    """Q_theta_i: [s, a] -> Q, shape (batch, 1); s and a are concatenated at the input; layer_norm: see build_mlp."""
+def build_state_action_value(obs_dim: int, act_dim: int, hidden_layer_topo: Sequence[int], activation: str, name: str,
+                             layer_norm: bool = False, dropout: float = 0.0,
+                             dropout_noise: tf.random.Generator | None = None) -> keras.Model:
+    """Q_theta_i: [s, a] -> Q, shape (batch, 1); s and a are concatenated at the input; layer_norm, dropout: see
+    build_mlp."""
     obs = keras.Input(shape=(obs_dim,), name="obs")
     act = keras.Input(shape=(act_dim,), name="act")
-    features = build_mlp(hidden_layer_topo, activation, name=f"{name}_mlp", layer_norm=layer_norm)(
-        keras.layers.Concatenate()([obs, act]))
+    features = build_mlp(hidden_layer_topo, activation, name=f"{name}_mlp", layer_norm=layer_norm, dropout=dropout,
+                         dropout_noise=dropout_noise)(keras.layers.Concatenate()([obs, act]))
     return keras.Model([obs, act], keras.layers.Dense(1, name="value")(features), name=name)
 
 

@@ -101,7 +101,11 @@ class ExperimentSpec:
     target_update_interval: int = 1
     """Gradient steps between two target updates (hard update: tau 1.0 and e.g. 1000)."""
     q_backup: str = "clipped"
-    """single: Q_theta_1 only; double: each Q uses the other's value; clipped: min of both."""
+    """single: Q_theta_1 only; double: each Q uses the other's value; clipped: min of both (of the num_critics)."""
+    num_critics: int = 2
+    """N: Q networks Q_theta_1..N (v2: and their frozen copies), each trained on its own loss; q_backup clipped takes the min over them (single trains one, double two)."""  # noqa: E501
+    critic_subset: int | None = None
+    """M (REDQ, Chen et al. 2021): the targets take the min over M of the N critics drawn at random at each update, and the actor judges a~ by the mean of all N; null: the min over all N."""  # noqa: E501
     actor_gradient: str = "reparametrize"
     """reparametrize: backpropagate through a = tanh(mu + std * eps); reinforce: score function."""
     num_actor_samples: int = 1
@@ -115,11 +119,13 @@ class ExperimentSpec:
     psi_nn_h_layer_topo: tuple[int, ...] = (256, 256)
     """Hidden layer sizes of V_psi and frozen_V_psi."""
     theta_nn_h_layer_topo: tuple[int, ...] = (256, 256)
-    """Hidden layer sizes of Q_theta_1 and Q_theta_2."""
+    """Hidden layer sizes of the Q_theta (Q_theta_1..N)."""
     hidden_activation: str = "relu"
     """Activation of every hidden layer (relu, tanh, elu, selu, gelu, swish, leaky_relu)."""
     critic_layer_norm: bool = False
     """Layer normalisation in every hidden layer of V_psi and the Q_theta (and their frozen copies), before the activation, as in DroQ's critics (Hiraoka et al. 2022): it bounds the features a value target is built from."""  # noqa: E501
+    critic_dropout: float = 0.0
+    """Dropout rate in every hidden layer of the Q_theta (and their frozen copies), before the layer norm, at every critic evaluation of the update, as in DroQ (Hiraoka et al. 2022); 0: none."""  # noqa: E501
 
     def __post_init__(self) -> None:
         for spec_field in dataclasses.fields(self):
@@ -261,6 +267,14 @@ def _check_ranges(spec: ExperimentSpec) -> None:
                 "a non-empty list of positive layer sizes")
     require(spec.q_backup != "double" or spec.variant == "v2", "q_backup",
             "single or clipped with variant v1 (double needs the twin frozen Q targets of v2)")
+    require(spec.num_critics == 2 or (spec.q_backup == "clipped" and spec.num_critics >= 2), "num_critics",
+            "an integer >= 2" if spec.q_backup == "clipped" else
+            f"2 with q_backup {spec.q_backup} (an ensemble of N critics takes q_backup clipped)")
+    require(spec.critic_subset is None or 1 <= spec.critic_subset <= spec.num_critics, "critic_subset",
+            f"null or an integer in [1, num_critics ({spec.num_critics})]")
+    require(spec.critic_subset is None or spec.q_backup == "clipped", "critic_subset",
+            f"null with q_backup {spec.q_backup} (a random subset's min is a clipped backup)")
+    require(0.0 <= spec.critic_dropout < 1.0, "critic_dropout", "in [0, 1)")
     require(spec.batch_size_in_ts <= spec.min_pool_size, "batch_size_in_ts",
             f"<= min_pool_size ({spec.min_pool_size})")
     require(spec.min_pool_size <= spec.pool_capacity, "min_pool_size", f"<= pool_capacity ({spec.pool_capacity})")
@@ -275,7 +289,9 @@ OTHER_NAMES = {
     "replay_size": "pool_capacity", "learning_starts": "min_pool_size", "start_steps": "min_pool_size",
     "ent_coef": "alpha", "train_freq": "gradient_step_interval", "update_every": "gradient_step_interval",
     "net_arch": "phi_nn_h_layer_topo", "reward_scale": "reward_scaling", "env": "env_id", "env_name": "env_id",
-    "epochs": "max_epoch", "steps_per_epoch": "timestep_per_epoch", "num_test_episodes": "max_eval_trj"}
+    "epochs": "max_epoch", "steps_per_epoch": "timestep_per_epoch", "num_test_episodes": "max_eval_trj",
+    "n_critics": "num_critics", "num_qs": "num_critics", "ensemble_size": "num_critics", "num_min": "critic_subset",
+    "dropout_rate": "critic_dropout", "layer_norm": "critic_layer_norm"}
 
 
 def closest_field_hint(key: str) -> str:

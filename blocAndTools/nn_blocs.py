@@ -30,23 +30,50 @@ def activation_from_name(name: str) -> Callable[[tf.Tensor], tf.Tensor]:
             f"unknown activation {name!r}; allowed: {', '.join(sorted(ACTIVATIONS))}") from None
 
 
-def build_mlp(hidden_layer_topo: Sequence[int], activation: str, name: str,
-              layer_norm: bool = False) -> keras.Sequential:
+def build_mlp(hidden_layer_topo: Sequence[int], activation: str, name: str, layer_norm: bool = False,
+              dropout: float = 0.0, dropout_noise: tf.random.Generator | None = None) -> keras.Sequential:
     """A stack of Dense hidden layers (no output layer): the trunk of every network.
 
-    layer_norm: each hidden layer is activation(LayerNorm(x W + b)) instead of activation(x W + b), with
-    LayerNorm(h) = gamma * (h - mean(h)) / sqrt(var(h) + 1e-3) + beta over the layer's units (Ba et al. 2016).
+    Each hidden layer is activation(x W + b), or with the options, in DroQ's order (Hiraoka et al. 2022),
+    activation(LayerNorm(Dropout(x W + b))):
+    layer_norm: LayerNorm(h) = gamma * (h - mean(h)) / sqrt(var(h) + 1e-3) + beta over the layer's units (Ba et al.
+    2016); dropout > 0: GeneratorDropout(dropout) with masks from dropout_noise, at every call.
     """
     act = activation_from_name(activation)
-    if not layer_norm:
+    if not layer_norm and not dropout:
         return keras.Sequential([keras.layers.Dense(units, activation=act, name=f"hidden_{i + 1}")
                                  for i, units in enumerate(hidden_layer_topo)], name=name)
     layers = []
     for i, units in enumerate(hidden_layer_topo):
-        layers += [keras.layers.Dense(units, name=f"hidden_{i + 1}"),
-                   keras.layers.LayerNormalization(epsilon=1e-3, name=f"layer_norm_{i + 1}"),
-                   keras.layers.Activation(act, name=f"activation_{i + 1}")]
+        layers.append(keras.layers.Dense(units, name=f"hidden_{i + 1}"))
+        if dropout:
+            layers.append(GeneratorDropout(dropout, dropout_noise, name=f"dropout_{i + 1}"))
+        if layer_norm:
+            layers.append(keras.layers.LayerNormalization(epsilon=1e-3, name=f"layer_norm_{i + 1}"))
+        layers.append(keras.layers.Activation(act, name=f"activation_{i + 1}"))
     return keras.Sequential(layers, name=name)
+
+
+class GeneratorDropout(keras.layers.Layer):
+    """Dropout at every call, its masks drawn from a given tf.random.Generator: x * keep / (1 - rate), keep ~
+    Bernoulli(1 - rate).
+
+    Keras' Dropout keeps its seed state in a variable of its own that a checkpoint of the model does not hold
+    and that the model's variable list (the polyak pairs) would include; the brain's generator is checkpointed
+    with the run, so a resumed run draws the same masks.
+    """
+
+    def __init__(self, rate: float, noise: tf.random.Generator, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.rate = rate
+        self._uniform = noise.uniform  # a bound method: not tracked by Keras, so the generator stays the brain's
+
+    def call(self, x: tf.Tensor) -> tf.Tensor:
+        keep = self._uniform(tf.shape(x)) >= self.rate
+        return tf.where(keep, x / (1.0 - self.rate), tf.zeros_like(x))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
 
 
 def check_matching_variables(source_variables: Sequence[tf.Variable],

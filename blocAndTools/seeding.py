@@ -14,13 +14,14 @@ update_noise      eps of the update's fresh actions a~ (tf.random.Generator)
 networks          the initial weights (keras.utils.set_random_seed)
 evaluation        the start states of the evaluation episodes: the same ones after every epoch
 play              the start states of `eval` and `play` episodes, unseen by training and its evaluations
+critic_dropout    the dropout masks of the critics (critic_dropout > 0; tf.random.Generator)
 """
 from __future__ import annotations
 
 import numpy as np
 
 STREAMS = ("env", "action_space", "action_noise", "replay_sampler", "update_noise", "networks", "evaluation",
-           "play")
+           "play", "critic_dropout")  # append only: a stream's numbers depend on its position
 
 
 def _child(seed: int, stream: str) -> np.random.SeedSequence:

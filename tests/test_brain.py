@@ -89,16 +89,19 @@ def v_value(model, obs):
     return mlp([v.astype(np.float64) for v in model.get_weights()], obs)[:, 0]
 
 
-def reference_losses(brain, batch, eps, next_eps, heads=None):
-    """Every loss of one step, and mean log pi, in float64 (heads: phi's head weights to use, see policy())."""
+def reference_losses(brain, batch, eps, next_eps, heads=None, subset=None):
+    """Every loss of one step, and mean log pi, in float64 (heads: phi's head weights to use, see policy();
+    subset: the indices of REDQ's critics for the targets' min)."""
     spec, alpha = brain.spec, float(brain.alpha)
     obs, act, rew, next_obs, d = (np.asarray(x, np.float64) for x in batch)
     n_samples = spec.num_actor_samples  # eps holds n_samples blocks of one action per state
     obs_k = np.tile(obs, (n_samples, 1))
     new_act, log_pi = policy(brain, obs_k, eps, heads)
     q_new = [q_value(c, obs_k, new_act) for c in brain.critics]
-    q_pi = {"single": q_new[0], "clipped": np.minimum(*q_new) if len(q_new) == 2 else None,
-            "double": np.mean(q_new, axis=0)}[spec.q_backup]
+    chosen = range(len(q_new)) if subset is None else subset
+    q_min = np.min([q_new[i] for i in chosen], axis=0) if spec.q_backup == "clipped" else None
+    q_backup = q_new[0] if spec.q_backup == "single" else q_min  # v1's V target
+    q_pi = np.mean(q_new, axis=0) if spec.q_backup == "double" or subset is not None else q_backup  # the actor's
     objective = alpha * log_pi - (q_pi if spec.actor_loss == "soft_q" else 0.0)
     if spec.actor_gradient == "reinforce":  # the surrogate whose gradient is the score-function estimate
         objective = log_pi * objective
@@ -106,7 +109,7 @@ def reference_losses(brain, batch, eps, next_eps, heads=None):
     if spec.variant == "v1":
         v_next = [v_value(brain.frozen_V_psi, next_obs)] * len(brain.critics)
         v = v_value(brain.V_psi, obs)
-        v_target = np.mean((q_pi - alpha * log_pi).reshape(n_samples, -1), axis=0)
+        v_target = np.mean((q_backup - alpha * log_pi).reshape(n_samples, -1), axis=0)
         out["v_loss"] = 0.5 * np.mean((v - v_target) ** 2)
     else:
         next_act, next_log_pi = policy(brain, next_obs, next_eps, heads)
@@ -114,7 +117,7 @@ def reference_losses(brain, batch, eps, next_eps, heads=None):
         if spec.q_backup == "double":
             q_next = q_next[::-1]
         elif spec.q_backup == "clipped":
-            q_next = [np.minimum(*q_next)] * 2
+            q_next = [np.min([q_next[i] for i in chosen], axis=0)] * len(q_next)
         v_next = [q - alpha * next_log_pi for q in q_next]
     for i, critic in enumerate(brain.critics):
         y = spec.reward_scaling * rew + spec.discount_factor * (1 - d) * v_next[i]
@@ -143,7 +146,7 @@ def reference_metrics(brain, batch, eps, next_eps):
 
 
 class LossesMatchHandComputationTest(unittest.TestCase):
-    def check(self, **changes):
+    def check(self, subset_uniform=None, subset=None, **changes):
         brain = tiny_brain(**changes)
         rng = np.random.default_rng(3)
         for model in [brain.phi, *brain.critics, *[f for _, f in brain.target_pairs]] + \
@@ -152,8 +155,8 @@ class LossesMatchHandComputationTest(unittest.TestCase):
         batch = random_batch(rng)
         eps = rng.normal(size=(BATCH * brain.spec.num_actor_samples, ACT_DIM)).astype(np.float32)
         next_eps = rng.normal(size=(BATCH, ACT_DIM)).astype(np.float32)
-        got = brain.compute_losses(*batch, eps, next_eps)
-        for key, expected in reference_losses(brain, batch, eps, next_eps).items():
+        got = brain.compute_losses(*batch, eps, next_eps, subset_uniform)
+        for key, expected in reference_losses(brain, batch, eps, next_eps, subset=subset).items():
             self.assertAlmostEqual(float(got[key]), expected, delta=1e-4 * max(1.0, abs(expected)), msg=key)
         return got
 
@@ -170,6 +173,18 @@ class LossesMatchHandComputationTest(unittest.TestCase):
 
     def test_v2_double_q_losses(self):
         self.check(variant="v2", q_backup="double")
+
+    def test_v2_ensemble_of_four_takes_the_min_of_all(self):
+        got = self.check(variant="v2", num_critics=4)
+        self.assertEqual({f"q{i}_loss" for i in range(1, 5)} <= set(got), True)
+
+    def test_v2_redq_subset_min_targets_and_mean_actor(self):
+        """uniform draws 0.7, 0.1, 0.9, 0.3, 0.5 pick critics 1 and 3 (0-based), the two smallest."""
+        self.check(subset_uniform=np.float32([0.7, 0.1, 0.9, 0.3, 0.5]), subset=[1, 3], variant="v2",
+                   num_critics=5, critic_subset=2)
+
+    def test_v1_redq_subset_min_value_target_and_mean_actor(self):
+        self.check(subset_uniform=np.float32([0.2, 0.8, 0.4]), subset=[0], num_critics=3, critic_subset=1)
 
     def test_reinforce_surrogate_with_several_actor_samples(self):
         self.check(actor_gradient="reinforce", num_actor_samples=3)
@@ -519,6 +534,11 @@ class TrainStepsTest(unittest.TestCase):
     def test_v2_learned_alpha_k_steps_equal_k_train_steps_bit_for_bit(self):
         self.check_equals_single_steps(jit_compile_steps=False, variant="v2", alpha="auto", q_backup="double")
 
+    def test_redq_and_dropout_k_steps_equal_k_train_steps_bit_for_bit(self):
+        """The subset's draws and the dropout masks come in train_step's order."""
+        self.check_equals_single_steps(jit_compile_steps=False, variant="v2", num_critics=3, critic_subset=2,
+                                       critic_dropout=0.2, critic_layer_norm=True)
+
     @pytest.mark.slow  # XLA compiles
     def test_xla_k_steps_equal_k_train_steps(self):
         self.check_equals_single_steps(jit_compile_steps=True, target_update_interval=2, alpha="auto")
@@ -558,6 +578,39 @@ class TrainStepsTest(unittest.TestCase):
         minibatches.rows[2, 0, 0] = np.inf  # obs of one transition of the third minibatch
         self.assertFalse(bool(brain.train_steps(minibatches)["all_finite"]))
         self.assertEqual(int(brain.updates), 4)
+
+
+class CriticEnsembleTest(unittest.TestCase):
+    def test_num_critics_builds_that_many_critics_each_with_its_optimizer_and_frozen_copy(self):
+        brain = tiny_brain(variant="v2", num_critics=4)
+        self.assertEqual([c.name for c in brain.critics], [f"Q_theta_{i}" for i in range(1, 5)])
+        self.assertEqual([f.name for f in brain.frozen_critics], [f"frozen_Q_theta_{i}" for i in range(1, 5)])
+        self.assertEqual(sorted(k for k in brain.optimizers if k.startswith("q")), [f"q{i}_loss" for i in range(1, 5)])
+        self.assertEqual(len(tiny_brain(q_backup="single").critics), 1)
+
+    def test_dropout_critics_draw_new_masks_at_each_call_and_keep_the_polyak_pairs(self):
+        brain = tiny_brain(variant="v2", critic_dropout=0.5)
+        obs, act = np.ones((64, OBS_DIM), np.float32), np.ones((64, ACT_DIM), np.float32)
+        first, second = brain.Q_theta_1([obs, act]).numpy(), brain.Q_theta_1([obs, act]).numpy()
+        self.assertFalse(np.array_equal(first, second))
+        for online, frozen in brain.target_pairs:  # no seed-state variable beside the weights
+            self.assertEqual(len(online.variables), len(online.trainable_variables))
+            self.assertEqual(len(frozen.variables), len(online.trainable_variables))
+
+    def test_a_restored_brain_continues_the_dropout_masks(self):
+        """The masks' generator is in the checkpoint: the step after a restore is the uninterrupted run's."""
+        spec = ExperimentSpec(**{**TINY, "variant": "v2", "critic_dropout": 0.3})
+        minibatches = filled_buffer().sample(16, num_batches=2)
+        brain = SoftActorCriticBrain(spec, OBS_DIM, ACT_DIM)
+        brain.train_step(minibatches[0])
+        folder = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, folder)
+        path = tf.train.Checkpoint(**brain.trackables()).write(os.path.join(folder, "ckpt"))
+        restored = SoftActorCriticBrain(spec, OBS_DIM, ACT_DIM)
+        tf.train.Checkpoint(**restored.trackables()).read(path).assert_existing_objects_matched()
+        expected, got = brain.train_step(minibatches[1]), restored.train_step(minibatches[1])
+        for key in expected:
+            np.testing.assert_array_equal(got[key].numpy(), expected[key].numpy(), err_msg=key)
 
 
 class UpdateCounterCheckpointTest(unittest.TestCase):

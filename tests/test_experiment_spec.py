@@ -116,6 +116,19 @@ class ValidationTest(unittest.TestCase):
         self.assertRejected("'hidden_activation'", hidden_activation="sigmoidz")
         self.assertRejected("'phi_nn_h_layer_topo'", phi_nn_h_layer_topo=())
 
+    def test_critic_ensemble_fields_are_checked_against_each_other(self):
+        self.assertRejected(r"'critic_subset' = 3: must be null or an integer in \[1, num_critics \(2\)\]",
+                            critic_subset=3)
+        self.assertRejected("'critic_subset' = 0", critic_subset=0, num_critics=5)
+        self.assertRejected("'critic_subset' = 1: must be null with q_backup single", critic_subset=1,
+                            q_backup="single")
+        self.assertRejected("'num_critics' = 4: must be 2 with q_backup double", num_critics=4, variant="v2",
+                            q_backup="double")
+        self.assertRejected("'num_critics' = 1: must be an integer >= 2", num_critics=1)
+        self.assertRejected(r"'critic_dropout' = 1.0: must be in \[0, 1\)", critic_dropout=1.0)
+        self.assertRejected("'critic_dropout' = -0.1", critic_dropout=-0.1)
+        self.assertEqual(ExperimentSpec(num_critics=10, critic_subset=2, critic_dropout=0.01).critic_subset, 2)
+
     def test_wrong_types_name_the_field(self):
         self.assertRejected("'max_epoch': expected int, got 'ten'", max_epoch="ten")
         self.assertRejected("'seed': expected int, got True", seed=True)

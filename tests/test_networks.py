@@ -118,6 +118,30 @@ class BuildMlpTest(unittest.TestCase):
                 for source, target in zip(online.trainable_variables, frozen.variables, strict=True):
                     np.testing.assert_array_equal(source.numpy(), target.numpy())
 
+    def test_dropout_masks_come_from_the_given_generator_before_the_layer_norm(self):
+        """relu(LayerNorm(Dropout(x W + b))) with the masks of a copy of the generator: keep = u >= rate, kept
+        units scaled by 1 / (1 - rate); a new mask at every call."""
+        noise = tf.random.Generator.from_seed(7)
+        mlp = build_mlp((6,), "relu", name="trunk", layer_norm=True, dropout=0.5, dropout_noise=noise)
+        x = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
+        mlp(x)  # builds the weights
+        copy = tf.random.Generator.from_state(noise.state.numpy(), noise.algorithm)
+        (kernel, bias), (gamma, beta) = mlp.layers[0].get_weights(), mlp.layers[2].get_weights()
+        for _ in range(2):
+            z = np.where(copy.uniform((4, 6)).numpy() >= 0.5, (x @ kernel + bias) / 0.5, 0.0)
+            z = gamma * (z - z.mean(axis=1, keepdims=True)) / np.sqrt(z.var(axis=1, keepdims=True) + 1e-3) + beta
+            np.testing.assert_allclose(mlp(x).numpy(), np.maximum(z, 0.0), rtol=1e-4, atol=1e-5)
+
+    def test_dropout_keeps_the_mean_and_drops_the_rate(self):
+        mlp = build_mlp((20_000,), "relu", name="trunk", dropout=0.25, dropout_noise=tf.random.Generator.from_seed(1))
+        x = np.ones((1, 1), np.float32)
+        mlp(x)
+        mlp.layers[0].set_weights([np.ones((1, 20_000), np.float32), np.zeros(20_000, np.float32)])
+        out = mlp(x).numpy()
+        self.assertAlmostEqual(float(np.mean(out == 0.0)), 0.25, delta=0.015)  # 5 sigma of a binomial(20000, 0.25)
+        self.assertAlmostEqual(float(np.mean(out)), 1.0, delta=0.03)
+        np.testing.assert_allclose(np.unique(out), [0.0, 1 / 0.75], rtol=1e-6)
+
     def test_unknown_activation_names_the_allowed_ones(self):
         with self.assertRaisesRegex(UserInputError, "unknown activation 'sigmoidz'.*relu"):
             build_mlp((4,), "sigmoidz", name="trunk")
