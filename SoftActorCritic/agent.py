@@ -83,8 +83,9 @@ class SoftActorCriticAgent:
                 self._obs = None
             if len(self.buffer) >= spec.min_pool_size and self.env_steps % spec.gradient_step_interval == 0:
                 # gradient_steps steps on as many minibatches from one gather, in one compiled call
-                update = self.brain.train_steps(self.buffer.sample(spec.batch_size_in_ts,
-                                                                   num_batches=spec.gradient_steps))
+                update = self.brain.train_steps(self.buffer.sample(
+                    spec.batch_size_in_ts, num_batches=spec.gradient_steps, n_step=spec.n_step,
+                    discount_factor=spec.discount_factor))
                 if not update["all_finite"]:
                     self._stop_diverged(update)
                 update_metrics.append(update)

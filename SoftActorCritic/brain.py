@@ -104,7 +104,7 @@ class SoftActorCriticBrain:
         # (no tf.function dispatch); the K-step update is traced at its first call. Its K steps run in one XLA
         # cluster, faster than the same loop on TensorFlow's executor, while a single step gains nothing from
         # XLA: its launch costs what the fusion saves (README, "Benchmarks").
-        width = row_width(obs_dim, act_dim)
+        width = row_width(obs_dim, act_dim, spec.n_step)  # n_step > 1: one more column, the discount gamma^k
         self._compiled_train_step = tf.function(self._train_step_fn, input_signature=[
             tf.TensorSpec([None, width], tf.float32)]).get_concrete_function()
         self._compiled_train_steps = tf.function(self._train_steps_fn, input_signature=[
@@ -237,8 +237,9 @@ class SoftActorCriticBrain:
         on every trained network, then the target update when it is due; counts itself in `updates`, returns its
         metrics."""
         obs, act, rew, next_obs, terminated = transition_columns(rows, self.obs_dim, self.act_dim)
+        discount = rows[:, -1] if self.spec.n_step > 1 else None  # n-step rows: gamma^k per row
         with tf.GradientTape(persistent=True) as tape:
-            metrics = self.compute_losses(obs, act, rew, next_obs, terminated, *noise)
+            metrics = self.compute_losses(obs, act, rew, next_obs, terminated, *noise, discount=discount)
         for loss, variables in self.trained_by_loss.items():
             gradients = tape.gradient(metrics[loss], variables)
             self.optimizers[loss].apply_gradients(zip(gradients, variables, strict=True))
@@ -258,16 +259,19 @@ class SoftActorCriticBrain:
 
     def compute_losses(self, obs: tf.Tensor, act: tf.Tensor, rew: tf.Tensor, next_obs: tf.Tensor,
                        terminated: tf.Tensor, eps: tf.Tensor, next_eps: tf.Tensor,
-                       subset_uniform: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
+                       subset_uniform: tf.Tensor | None = None, discount: tf.Tensor | None = None
+                       ) -> dict[str, tf.Tensor]:
         """Every loss of one gradient step (keys of `trained_by_loss`) and the scalar metrics, from given noise:
         eps (num_actor_samples * batch, act_dim) for a~ ~ pi(.|s), next_eps (batch, act_dim) for a' ~ pi(.|s'),
         and with critic_subset the uniform draws (N,) that pick the critics of the targets' min.
+        discount: the bootstrap discount per row, gamma^k of n-step rows (batch,); None: the spec's gamma.
 
         The networks are evaluated here; the formulas are the pure functions of SoftActorCritic/losses.py.
         """
         obs, act, rew, next_obs, terminated = (tf.convert_to_tensor(x, tf.float32)
                                                 for x in (obs, act, rew, next_obs, terminated))
         spec, alpha, n_samples = self.spec, self.alpha, self.spec.num_actor_samples
+        discount = spec.discount_factor if discount is None else tf.convert_to_tensor(discount, tf.float32)
         metrics: dict[str, tf.Tensor] = {}
 
         # a~ ~ pi(.|s): n_samples fresh actions per state, rows ordered (sample k, state i)
@@ -291,8 +295,9 @@ class SoftActorCriticBrain:
                            for q in losses.q_backup(frozen_q, spec.q_backup, in_subset)]
 
         # J_Q(theta_i) = 0.5 * mean((Q_theta_i(s, a) - y_i)^2),  y_i = eta * r + gamma * (1 - d) * V'_i(s')
+        # (n-step rows: r the discounted sum of k rewards, gamma^k in place of gamma, s' the k-th next state)
         for i, critic in enumerate(self.critics):
-            y = losses.q_target(rew, terminated, next_values[i], spec.reward_scaling, spec.discount_factor)
+            y = losses.q_target(rew, terminated, next_values[i], spec.reward_scaling, discount)
             q_data = critic([obs, act])[:, 0]
             metrics[f"q{i + 1}_loss"] = losses.critic_loss(q_data, y)
             metrics[f"q{i + 1}_mean"] = tf.reduce_mean(q_data)

@@ -49,9 +49,12 @@ def soft_value(q: tf.Tensor, log_pi: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
 
 
 def q_target(rew: tf.Tensor, terminated: tf.Tensor, next_value: tf.Tensor, reward_scaling: float,
-             discount_factor: float) -> tf.Tensor:
-    """y = stop_grad(eta * r + gamma * (1 - d) * V'(s')): only `terminated` stops the bootstrap (a time-limit
-    truncation still bootstraps). V'(s') is frozen_V_psi(s') in v1, soft_value(Q'(s', a'), log pi(a'|s')) in v2."""
+             discount_factor: float | tf.Tensor) -> tf.Tensor:
+    """y = stop_grad(eta * r + discount * (1 - d) * V'(s')): only `terminated` stops the bootstrap (a time-limit
+    truncation still bootstraps). V'(s') is frozen_V_psi(s') in v1, soft_value(Q'(s', a'), log pi(a'|s')) in v2.
+
+    discount_factor: gamma (one-step rows), or the per-row gamma^k of n-step rows, whose r is then the discounted
+    sum of k rewards and s' the k-th next state (ReplayBuffer.sample with n_step)."""
     return tf.stop_gradient(reward_scaling * rew + discount_factor * (1.0 - terminated) * next_value)
 
 

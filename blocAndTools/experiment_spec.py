@@ -84,6 +84,8 @@ class ExperimentSpec:
     """v1: V_psi and frozen_V_psi targets (2018a); v2: twin frozen Q targets, no V (2018b)."""
     discount_factor: float = 0.99
     """gamma: weight of the next state's value in the Bellman target."""
+    n_step: int = 1
+    """n: the Q target sums k <= n rewards, r_t + gamma r_t+1 + ..., and bootstraps with gamma^k from the k-th next state; k < n when a termination (no bootstrap), an episode's end or the newest transition comes first; 1 is SAC's one-step target."""  # noqa: E501
     actor_learning_rate: float = 3e-4
     """Adam learning rate of the actor phi (learning_rate in older spec files, still read)."""
     critic_learning_rate: float = 1e-3
@@ -248,7 +250,7 @@ def _check_ranges(spec: ExperimentSpec) -> None:
         require(math.isfinite(getattr(spec, name)) and getattr(spec, name) > 0, name, "a positive number")
     for name in ("max_epoch", "timestep_per_epoch", "gradient_step_interval", "gradient_steps", "min_pool_size",
                  "pool_capacity", "batch_size_in_ts", "checkpoint_interval", "target_update_interval",
-                 "num_actor_samples"):
+                 "num_actor_samples", "n_step"):
         require(getattr(spec, name) >= 1, name, "an integer >= 1")
     require(spec.seed >= 0, "seed", "an integer >= 0")
     require(spec.max_eval_trj >= 0, "max_eval_trj", "an integer >= 0")
@@ -291,7 +293,8 @@ OTHER_NAMES = {
     "net_arch": "phi_nn_h_layer_topo", "reward_scale": "reward_scaling", "env": "env_id", "env_name": "env_id",
     "epochs": "max_epoch", "steps_per_epoch": "timestep_per_epoch", "num_test_episodes": "max_eval_trj",
     "n_critics": "num_critics", "num_qs": "num_critics", "ensemble_size": "num_critics", "num_min": "critic_subset",
-    "dropout_rate": "critic_dropout", "layer_norm": "critic_layer_norm"}
+    "dropout_rate": "critic_dropout", "layer_norm": "critic_layer_norm",
+    "n_steps": "n_step", "update_horizon": "n_step"}
 
 
 def closest_field_hint(key: str) -> str:

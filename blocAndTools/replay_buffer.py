@@ -19,6 +19,15 @@ transition laid out as [obs | act | rew | next_obs | terminated]; ``buffer.obs``
 ...). One row write makes ``add()`` faster than five writes into five separate arrays,
 and sampling a minibatch is one gather of adjacent bytes instead of five gathers that
 each miss the cache (benchmarks/replay_buffer_benchmark.py measures both).
+
+N-step rows (``sample(..., n_step=n)``, n > 1) are built at sampling time from the same table, so the table
+and the checkpoints do not change. Episode boundaries are read from the table itself: the transition in slot
+j is followed (same episode, next step) by the one in slot (j + 1) % capacity iff slot j is not the newest
+transition (slot (next_index - 1) % capacity, whose successor is not written yet; once the ring is full, the
+slot after it holds the oldest transition) and next_obs[j] == obs[(j + 1) % capacity] exactly (after a reset,
+whether the episode was terminated or truncated, the next row's obs is the reset obs). One limitation: a reset
+obs bit-equal to the last next_obs of a truncated episode would join the two episodes (a terminated transition
+always cuts the sum, so only a truncation can be joined this way).
 """
 
 from __future__ import annotations
@@ -29,38 +38,45 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 
-def row_width(obs_dim: int, act_dim: int) -> int:
-    """Floats in one transition row [obs | act | rew | next_obs | terminated]: 2 * obs_dim + act_dim + 2."""
-    return 2 * obs_dim + act_dim + 2
+def row_width(obs_dim: int, act_dim: int, n_step: int = 1) -> int:
+    """Floats in one row: 2 * obs_dim + act_dim + 2 for [obs | act | rew | next_obs | terminated] (the table's
+    rows, n_step 1), one more for the n-step rows' trailing discount column (n_step > 1)."""
+    return 2 * obs_dim + act_dim + 2 + (n_step > 1)
 
 
 def transition_columns(rows, obs_dim: int, act_dim: int) -> tuple:
-    """The obs, act, rew, next_obs, terminated columns of rows laid out [obs | act | rew | next_obs | terminated].
+    """The obs, act, rew, next_obs, terminated columns of rows laid out [obs | act | rew | next_obs | terminated]
+    (n-step rows: their trailing discount column is left out, see Minibatch.discount).
 
     Views for a NumPy array; slices for a TensorFlow tensor (the brain's update splits its
     one input this way). Works on a whole table, one or several minibatches, or a single row.
     """
     o, a = obs_dim, act_dim
-    return (rows[..., :o], rows[..., o:o + a], rows[..., o + a], rows[..., o + a + 1:2 * o + a + 1], rows[..., -1])
+    return (rows[..., :o], rows[..., o:o + a], rows[..., o + a], rows[..., o + a + 1:2 * o + a + 1],
+            rows[..., 2 * o + a + 1])
 
 
 class Minibatch:
     """Transitions as the buffer stores them: float32 rows [obs | act | rew | next_obs | terminated], with the
-    five columns as views.
+    five columns as views; n-step rows have one more, trailing column: the discount gamma^k (`discount`).
 
     `rows` has shape (batch, width), or (num_batches, batch, width) for several minibatches drawn
     together (`minibatch[k]` is the k-th). The brain's update takes `rows` as it is: one array to
-    convert, no packing copy. Iterating gives the columns in order: obs, act, rew, next_obs, terminated.
+    convert, no packing copy. Iterating gives the five columns in order: obs, act, rew, next_obs, terminated.
     """
 
     _fields = ("obs", "act", "rew", "next_obs", "terminated")
 
     def __init__(self, obs: ArrayLike, act: ArrayLike, rew: ArrayLike, next_obs: ArrayLike,
-                 terminated: ArrayLike) -> None:
-        """A minibatch from its five columns, copied into rows (the buffer's own minibatches use from_rows)."""
+                 terminated: ArrayLike, discount: ArrayLike | None = None) -> None:
+        """A minibatch from its five columns (and an n-step minibatch's discount column), copied into rows (the
+        buffer's own minibatches use from_rows)."""
         obs, act, next_obs = (np.asarray(x, np.float32) for x in (obs, act, next_obs))
-        self.rows = np.concatenate([obs, act, np.asarray(rew, np.float32)[..., None], next_obs,
-                                    np.asarray(terminated, np.float32)[..., None]], axis=-1)
+        columns = [obs, act, np.asarray(rew, np.float32)[..., None], next_obs,
+                   np.asarray(terminated, np.float32)[..., None]]
+        if discount is not None:
+            columns.append(np.asarray(discount, np.float32)[..., None])
+        self.rows = np.concatenate(columns, axis=-1)
         self.obs_dim, self.act_dim = obs.shape[-1], act.shape[-1]
 
     @classmethod
@@ -79,6 +95,11 @@ class Minibatch:
     next_obs = property(lambda self: self._column(3), doc="(..., batch, obs_dim)")
     terminated = property(lambda self: self._column(4),
                           doc="(..., batch): 1.0 if the episode ended in a terminal state")
+
+    @property
+    def discount(self) -> np.ndarray | None:
+        """(..., batch): the bootstrap discount gamma^k of n-step rows; None for one-step rows (gamma applies)."""
+        return self.rows[..., -1] if self.rows.shape[-1] > row_width(self.obs_dim, self.act_dim) else None
 
     def __iter__(self):
         return iter(transition_columns(self.rows, self.obs_dim, self.act_dim))
@@ -233,7 +254,8 @@ class ReplayBuffer:
 
     # ---------------------------------------------------------------- sampling
 
-    def sample(self, batch_size: int, num_batches: int | None = None) -> Minibatch:
+    def sample(self, batch_size: int, num_batches: int | None = None, n_step: int = 1,
+               discount_factor: float = 0.99) -> Minibatch:
         """Draw batch_size transitions uniformly (with replacement) from those held; num_batches=K
         draws K minibatches of batch_size at once (K * batch_size indices, one gather).
 
@@ -241,18 +263,53 @@ class ReplayBuffer:
         (K, batch_size, width): nothing is shared with the buffer or with any other minibatch, so
         mutating a minibatch never touches the buffer or the next sample. (Its columns are
         views, not C-contiguous; the brain takes the contiguous rows.)
+
+        n_step > 1: the same draw, each drawn transition i the start of an n-step row (width + 1 columns):
+        obs and act of i, rew = sum_{j<k} gamma^j r_{i+j}, next_obs and terminated of transition i+k-1, and
+        a trailing column gamma^k, the bootstrap discount (`Minibatch.discount`); k <= n_step stops early after
+        a terminated transition, at an episode's end, or at the newest transition (module docstring).
+        gamma is discount_factor. n_step 1 gives the buffer's rows as they are.
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
                 or batch_size <= 0:
             raise ValueError(f"sample: batch_size must be a positive integer, got {batch_size!r}")
         if num_batches is not None:
             num_batches = _positive_int(num_batches, "sample: num_batches")
+        n_step = _positive_int(n_step, "sample: n_step")
         if batch_size > self._size:
             raise ValueError(f"sample: batch_size {batch_size} is larger than the "
                              f"{self._size} transitions held")
         shape = batch_size if num_batches is None else (num_batches, batch_size)
         idx = self.rng.integers(0, self._size, size=shape)
-        return Minibatch.from_rows(self._table[idx], self.obs_dim, self.act_dim)
+        rows = self._table[idx] if n_step == 1 else self._n_step_rows(idx, n_step, discount_factor)
+        return Minibatch.from_rows(rows, self.obs_dim, self.act_dim)
+
+    def _n_step_rows(self, start: np.ndarray, n_step: int, gamma: float) -> np.ndarray:
+        """The n-step rows (width + 1 columns) of the transitions in slots `start`, any shape: one gather per step
+        of the window, every row at once."""
+        powers = np.float64(gamma) ** np.arange(n_step + 1)
+        newest = (self._next - 1) % self.capacity
+        last = start  # slot of the last transition summed so far (k = 1)
+        rew = self.rew[start].astype(np.float64)
+        k = np.ones(start.shape, np.int64)
+        going = np.ones(start.shape, bool)  # the window goes on past `last`
+        for j in range(1, n_step):
+            successor = (last + 1) % self.capacity
+            going &= (self.terminated[last] == 0) & (last != newest) \
+                & (self.next_obs[last] == self.obs[successor]).all(axis=-1)
+            if not going.any():
+                break
+            last = np.where(going, successor, last)
+            rew += np.where(going, powers[j] * self.rew[successor], 0.0)
+            k += going
+        rows = np.empty(start.shape + (self._table.shape[1] + 1,), np.float32)
+        rows[..., :-1] = self._table[start]
+        rows[..., self._rew_col] = rew
+        next_obs = self._columns(rows)[3]
+        next_obs[...] = self.next_obs[last]
+        rows[..., self._terminated_col] = self.terminated[last]
+        rows[..., -1] = powers[k]
+        return rows
 
     # ------------------------------------------------- rows by number (for blocAndTools.buffer_files)
     # Transitions are numbered from 0 in the order they were added (total_added counts them): transition g

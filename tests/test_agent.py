@@ -264,6 +264,37 @@ class TrainingLoopTest(unittest.TestCase):
         self.assertEqual(int(brain.updates), 3 * 11)
 
 
+    def test_updates_train_on_n_step_rows_of_the_spec_n_step_and_discount(self):
+        # n_step 3, gamma 0.9, episodes of 12 steps: each update's rows carry a last column gamma^k, k = 1, 2 or 3
+        # (k < 3 at an episode's end and at the newest transition), and train_step takes them
+        agent = SoftActorCriticAgent(short_spec(n_step=3, discount_factor=0.9))
+        self.addCleanup(agent.close)
+        brain, rows = agent.brain, []
+
+        def train_steps(minibatches: Minibatch) -> dict:  # gradient_steps 1: one minibatch of K = 1
+            rows.append(minibatches.rows[0].copy())
+            return brain.train_step(minibatches[0])
+
+        with mock.patch.object(brain, "train_steps", side_effect=train_steps):
+            agent.run_epoch()
+        self.assertEqual(int(brain.updates), 21)
+        rows = np.concatenate(rows)
+        self.assertEqual(rows.shape, (21 * 8, 2 * 3 + 1 + 3))  # [obs | act | rew | next_obs | terminated | gamma^k]
+        np.testing.assert_allclose(np.unique(rows[:, -1]), [0.729, 0.81, 0.9], rtol=1e-6)
+
+
+class NStepRunTest(TempFolderTest):
+    def test_a_run_with_n_step_3_trains_and_its_spec_keeps_n_step(self):
+        run_dir = self.root / "run"
+        status, _, err = run_cli("train", "--spec", str(self.spec_path), "--run-dir", str(run_dir), "--set",
+                                 "n_step=3", "--set", "max_epoch=1")
+        self.assertEqual(status, 0, err)
+        progress = pd.read_csv(run_dir / "progress.csv")
+        self.assertEqual(progress["updates"].tolist(), [101])
+        self.assertTrue(np.isfinite(progress[["q1_loss", "q2_loss", "v_loss", "pi_loss"]].to_numpy()).all())
+        self.assertEqual(ExperimentSpec.from_yaml(run_dir / "spec.yaml").n_step, 3)
+
+
 def next_draws(agent: SoftActorCriticAgent) -> dict[str, np.ndarray]:
     """The next numbers of each random stream a checkpoint continues (blocAndTools.seeding)."""
     return {"env": agent.playground.reset(),  # an unseeded reset draws the start state from the env's RNG

@@ -35,6 +35,19 @@ def filled_buffer(seed: int = 0, size: int = 100) -> ReplayBuffer:
     return buffer
 
 
+def chained_buffer(seed: int = 0, size: int = 100) -> ReplayBuffer:
+    """Episodes of 10 transitions that follow one another (next_obs = the next obs), a few terminated: its n-step
+    rows sum several rewards."""
+    rng = np.random.default_rng(seed)
+    states = rng.normal(size=(size + 1, OBS_DIM))
+    next_obs = states[1:].copy()
+    next_obs[9::10] = rng.normal(size=(size // 10, OBS_DIM))  # each episode's end: the next obs is a reset obs
+    buffer = ReplayBuffer(size, OBS_DIM, ACT_DIM, seed=seed)
+    buffer.add_batch(states[:-1], rng.uniform(-1, 1, (size, ACT_DIM)), rng.normal(size=size), next_obs,
+                     rng.uniform(size=size) < 0.05)
+    return buffer
+
+
 def checkpointed_values(brain: SoftActorCriticBrain) -> dict[str, np.ndarray]:
     """Every value a checkpoint of the brain holds (weights, Adam moments, counters, noise state), by name."""
     values = {}
@@ -89,9 +102,10 @@ def v_value(model, obs):
     return mlp([v.astype(np.float64) for v in model.get_weights()], obs)[:, 0]
 
 
-def reference_losses(brain, batch, eps, next_eps, heads=None, subset=None):
+def reference_losses(brain, batch, eps, next_eps, heads=None, subset=None, discount=None):
     """Every loss of one step, and mean log pi, in float64 (heads: phi's head weights to use, see policy();
-    subset: the indices of REDQ's critics for the targets' min)."""
+    subset: the indices of REDQ's critics for the targets' min; discount: the per-row gamma^k of n-step rows,
+    None: the spec's gamma)."""
     spec, alpha = brain.spec, float(brain.alpha)
     obs, act, rew, next_obs, d = (np.asarray(x, np.float64) for x in batch)
     n_samples = spec.num_actor_samples  # eps holds n_samples blocks of one action per state
@@ -120,7 +134,8 @@ def reference_losses(brain, batch, eps, next_eps, heads=None, subset=None):
             q_next = [np.min([q_next[i] for i in chosen], axis=0)] * len(q_next)
         v_next = [q - alpha * next_log_pi for q in q_next]
     for i, critic in enumerate(brain.critics):
-        y = spec.reward_scaling * rew + spec.discount_factor * (1 - d) * v_next[i]
+        gamma = spec.discount_factor if discount is None else np.asarray(discount, np.float64)
+        y = spec.reward_scaling * rew + gamma * (1 - d) * v_next[i]
         out[f"q{i + 1}_loss"] = 0.5 * np.mean((q_value(critic, obs, act) - y) ** 2)
     return out
 
@@ -210,6 +225,47 @@ class LossesMatchHandComputationTest(unittest.TestCase):
                                    np.zeros((BATCH, ACT_DIM), np.float32))
         q = q_value(brain.Q_theta_1, batch.obs, batch.act)
         self.assertAlmostEqual(float(got["q1_loss"]), 0.5 * np.mean((q - 2.0 * batch.rew) ** 2), places=4)
+
+
+class NStepTargetTest(unittest.TestCase):
+    """n_step > 1: each row's Q target bootstraps with its own discount gamma^k, the rows' last column."""
+
+    def n_step_brain_and_batch(self, **changes) -> tuple[SoftActorCriticBrain, Minibatch]:
+        """A brain with n_step 3 whose frozen values are far from 0 (V'(s') + 50), and 32 n-step rows."""
+        brain = tiny_brain(n_step=3, **changes)
+        for frozen in [f for _, f in brain.target_pairs]:
+            kernel, bias = frozen.get_layer("value").get_weights()
+            frozen.get_layer("value").set_weights([kernel, bias + 50.0])
+        batch = chained_buffer().sample(32, n_step=3, discount_factor=brain.spec.discount_factor)
+        np.testing.assert_allclose(np.unique(batch.discount), [0.729, 0.81, 0.9], rtol=1e-6)  # k = 3, 2, 1 drawn
+        return brain, batch
+
+    def expected_q_losses(self, brain: SoftActorCriticBrain, batch: Minibatch, eps, next_eps) -> dict:
+        """q1_loss and q2_loss by the hand formula with each row's discount; they differ from gamma's."""
+        expected = reference_losses(brain, batch, eps, next_eps, discount=batch.discount)
+        one_step = reference_losses(brain, batch, eps, next_eps)  # gamma for every row
+        for key in ("q1_loss", "q2_loss"):
+            self.assertGreater(abs(expected[key] - one_step[key]), 0.01 * expected[key], key)  # not vacuous
+        return {key: expected[key] for key in ("q1_loss", "q2_loss")}
+
+    def assert_losses(self, got: dict, expected: dict) -> None:
+        for key, value in expected.items():
+            self.assertAlmostEqual(float(got[key]), value, delta=1e-4 * max(1.0, value), msg=key)
+
+    def test_compute_losses_with_a_discount_per_row_equals_the_hand_formula(self):
+        for variant in ("v1", "v2"):
+            with self.subTest(variant=variant):
+                brain, batch = self.n_step_brain_and_batch(variant=variant)
+                rng = np.random.default_rng(2)
+                eps, next_eps = (rng.normal(size=(32, ACT_DIM)).astype(np.float32) for _ in range(2))
+                expected = self.expected_q_losses(brain, batch, eps, next_eps)
+                self.assert_losses(brain.compute_losses(*batch, eps, next_eps, discount=batch.discount), expected)
+
+    def test_train_step_reads_the_discount_column_of_n_step_rows(self):
+        brain, batch = self.n_step_brain_and_batch()
+        zeros = np.zeros((32, ACT_DIM), np.float32)  # v1's Q losses do not depend on the noise
+        expected = self.expected_q_losses(brain, batch, zeros, zeros)  # the step's metrics are from before it
+        self.assert_losses(brain.train_step(batch), expected)
 
 
 class IndependentUpdate:
@@ -456,9 +512,9 @@ class TrainStepTest(unittest.TestCase):
         calls = []
         compute_losses = SoftActorCriticBrain.compute_losses
 
-        def counted(brain, *args):
+        def counted(brain, *args, **kwargs):
             calls.append(1)
-            return compute_losses(brain, *args)
+            return compute_losses(brain, *args, **kwargs)
 
         with mock.patch.object(SoftActorCriticBrain, "compute_losses", counted):
             brain = tiny_brain()
@@ -504,7 +560,8 @@ class TrainStepsTest(unittest.TestCase):
         spec = ExperimentSpec(**{**TINY, **changes})
         singles = SoftActorCriticBrain(spec, OBS_DIM, ACT_DIM)  # same seed: same weights and noise
         fused = SoftActorCriticBrain(spec, OBS_DIM, ACT_DIM, jit_compile_steps=jit_compile_steps)
-        minibatches = filled_buffer().sample(16, num_batches=num_batches)
+        minibatches = (chained_buffer() if spec.n_step > 1 else filled_buffer()).sample(
+            16, num_batches=num_batches, n_step=spec.n_step, discount_factor=spec.discount_factor)
         single_metrics = [singles.train_step(minibatches[k]) for k in range(num_batches)]
         metrics = fused.train_steps(minibatches)
 
@@ -538,6 +595,9 @@ class TrainStepsTest(unittest.TestCase):
         """The subset's draws and the dropout masks come in train_step's order."""
         self.check_equals_single_steps(jit_compile_steps=False, variant="v2", num_critics=3, critic_subset=2,
                                        critic_dropout=0.2, critic_layer_norm=True)
+
+    def test_n_step_k_steps_equal_k_train_steps_bit_for_bit(self):
+        self.check_equals_single_steps(jit_compile_steps=False, n_step=3)
 
     @pytest.mark.slow  # XLA compiles
     def test_xla_k_steps_equal_k_train_steps(self):

@@ -189,6 +189,8 @@ class BadInputTest(unittest.TestCase):
                             "actor_learning_rate=-0.1")
         self.assertRejected("'batch_size_in_ts' = 500: must be <= min_pool_size", "--spec", str(self.spec_path),
                             "--set", "batch_size_in_ts=500")
+        self.assertRejected("spec field 'n_step' = 0: must be an integer >= 1", "--spec", str(self.spec_path),
+                            "--set", "n_step=0")
         self.assertRejected("unknown environment id 'NoSuchEnv-v0'", "--spec", str(self.spec_path), "--set",
                             "env_id=NoSuchEnv-v0")
         self.assertRejected("SAC needs a Box action space", "--spec", str(self.spec_path), "--set",

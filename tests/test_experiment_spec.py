@@ -129,6 +129,14 @@ class ValidationTest(unittest.TestCase):
         self.assertRejected("'critic_dropout' = -0.1", critic_dropout=-0.1)
         self.assertEqual(ExperimentSpec(num_critics=10, critic_subset=2, critic_dropout=0.01).critic_subset, 2)
 
+    def test_n_step_is_an_integer_of_at_least_1(self):
+        self.assertEqual(ExperimentSpec().n_step, 1)
+        self.assertEqual(ExperimentSpec(n_step=3).n_step, 3)
+        with self.assertRaises(UserInputError) as caught:
+            ExperimentSpec(n_step=0)
+        self.assertEqual(str(caught.exception), "spec field 'n_step' = 0: must be an integer >= 1")
+        self.assertRejected("'n_step': expected int, got 2.5", n_step=2.5)
+
     def test_wrong_types_name_the_field(self):
         self.assertRejected("'max_epoch': expected int, got 'ten'", max_epoch="ten")
         self.assertRejected("'seed': expected int, got True", seed=True)
@@ -138,6 +146,9 @@ class ValidationTest(unittest.TestCase):
         with tempfile.TemporaryDirectory() as folder:
             path = write_spec(folder, "learnig_rate: 0.001\n")
             with self.assertRaisesRegex(UserInputError, "unknown spec field 'learnig_rate'.*'actor_learning_rate'"):
+                load_raw_spec(path)
+            path = write_spec(folder, "update_horizon: 3\n")  # Dopamine's name
+            with self.assertRaisesRegex(UserInputError, "unknown spec field 'update_horizon'.*'n_step'"):
                 load_raw_spec(path)
 
     def test_missing_file_and_bad_yaml(self):

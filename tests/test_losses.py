@@ -34,6 +34,13 @@ class LossFormulaTest(unittest.TestCase):
         y = losses.q_target(rew, terminated, next_value, reward_scaling=5.0, discount_factor=0.9)
         np.testing.assert_allclose(y, [5.0 + 9.0, 10.0])
 
+    def test_q_target_takes_a_discount_per_row(self):
+        # n-step rows: r already sums k rewards, and each row bootstraps with its own gamma^k
+        rew, terminated = np.float32([1.0, 2.0, 3.0]), np.float32([0.0, 0.0, 1.0])
+        next_value, discount = np.float32([10.0, 10.0, 10.0]), np.float32([0.9, 0.729, 0.81])
+        y = losses.q_target(rew, terminated, next_value, reward_scaling=5.0, discount_factor=tf.constant(discount))
+        np.testing.assert_allclose(y, [5.0 + 9.0, 10.0 + 7.29, 15.0], rtol=1e-6)
+
     def test_q_target_has_no_gradient(self):
         next_value = tf.Variable([3.0])
         with tf.GradientTape() as tape:

@@ -5,7 +5,7 @@ import unittest
 
 import numpy as np
 
-from blocAndTools.replay_buffer import Minibatch, ReplayBuffer
+from blocAndTools.replay_buffer import Minibatch, ReplayBuffer, row_width
 
 OBS_DIM, ACT_DIM = 3, 2
 
@@ -263,6 +263,129 @@ class SeveralMinibatchesTest(unittest.TestCase):
                 filled(10, 10).sample(2, num_batches=bad)
 
 
+GAMMA = 0.5  # n-step tests: powers of 2 keep every sum exact in float32
+
+
+def add_step(buffer: ReplayBuffer, obs: float, next_obs: float, rew: float, terminated: bool = False) -> None:
+    """One transition whose obs (and next_obs) is the value obs (next_obs) in every coordinate, act = -obs."""
+    buffer.add(np.full(OBS_DIM, obs), np.full(ACT_DIM, -obs), rew, np.full(OBS_DIM, next_obs), terminated)
+
+
+def episodes_buffer(seed: int = 0) -> ReplayBuffer:
+    """Nine transitions in three episodes, slot = position (capacity 16, not wrapped):
+
+    slots 0-4: obs 0 -> 1 -> ... -> 5, rewards 1, 2, 4, 8, 16, then a time-limit end (not terminated);
+    slots 5-6: reset to 20 -> 21 -> 22, rewards 32, 64, terminated at slot 6;
+    slots 7-8: reset to 22 (bit-equal to slot 6's next_obs: only `terminated` separates them) -> 23 -> 24,
+    rewards 128, 256; slot 8 is the newest transition.
+    """
+    buffer = ReplayBuffer(16, OBS_DIM, ACT_DIM, seed=seed)
+    for t in range(5):
+        add_step(buffer, t, t + 1, 2.0 ** t)
+    add_step(buffer, 20, 21, 32)
+    add_step(buffer, 21, 22, 64, terminated=True)
+    add_step(buffer, 22, 23, 128)
+    add_step(buffer, 23, 24, 256)
+    return buffer
+
+
+# n = 3, gamma = 0.5: start obs -> (rew = sum_{j<k} gamma^j r_{i+j}, next_obs of i+k-1, terminated of i+k-1, gamma^k)
+EPISODES_N3 = {
+    0: (1 + 0.5 * 2 + 0.25 * 4, 3, 0.0, 0.125),     # inside an episode longer than n: the full n-step sum
+    1: (2 + 0.5 * 4 + 0.25 * 8, 4, 0.0, 0.125),
+    2: (4 + 0.5 * 8 + 0.25 * 16, 5, 0.0, 0.125),    # the window ends exactly at the episode's last step
+    3: (8 + 0.5 * 16, 5, 0.0, 0.25),                # truncation inside the window: bootstrap from s_5 with gamma^2
+    4: (16, 5, 0.0, 0.5),                           # the episode's last transition alone
+    20: (32 + 0.5 * 64, 22, 1.0, 0.25),             # termination inside the window: cut, terminated
+    21: (64, 22, 1.0, 0.5),
+    22: (128 + 0.5 * 256, 24, 0.0, 0.25),           # the newest transition has no successor yet
+    23: (256, 24, 0.0, 0.5),                        # the newest transition itself
+}
+
+
+class NStepSampleTest(unittest.TestCase):
+    """sample(..., n_step=n): rows [obs | act | rew | next_obs | terminated | gamma^k] built from the table, the
+    window cut after a terminated transition, at an episode's end (next_obs != the next slot's obs) and at the
+    newest transition."""
+
+    def assert_rows(self, batch: Minibatch, expected: dict) -> None:
+        """Every row of batch against expected[its start obs]; every start in expected drawn at least once."""
+        starts = batch.obs[..., 0]
+        self.assertEqual(set(starts.ravel().astype(int)), set(expected))
+        for start, (rew, next_obs, terminated, discount) in expected.items():
+            rows = starts == start
+            np.testing.assert_array_equal(batch.act[rows], -start, err_msg=f"act of {start}")
+            np.testing.assert_allclose(batch.rew[rows], rew, rtol=1e-6, err_msg=f"rew of {start}")
+            np.testing.assert_array_equal(batch.next_obs[rows], next_obs, err_msg=f"next_obs of {start}")
+            np.testing.assert_array_equal(batch.terminated[rows], terminated, err_msg=f"terminated of {start}")
+            np.testing.assert_allclose(batch.discount[rows], discount, rtol=1e-6, err_msg=f"discount of {start}")
+
+    def test_n_step_rows_are_cut_at_termination_episode_end_and_the_newest_transition(self):
+        batch = episodes_buffer().sample(9, num_batches=40, n_step=3, discount_factor=GAMMA)
+        self.assertEqual(batch.rows.dtype, np.float32)
+        self.assert_rows(batch, EPISODES_N3)
+
+    def test_n_larger_than_any_episode_is_cut_the_same_way(self):
+        expected = {0: (1 + 1 + 1 + 1 + 1, 5, 0.0, 1 / 32), 20: (64, 22, 1.0, 0.25), 22: (256, 24, 0.0, 0.25)}
+        batch = episodes_buffer().sample(9, num_batches=40, n_step=10, discount_factor=GAMMA)
+        self.assert_rows(Minibatch.from_rows(batch.rows[np.isin(batch.obs[..., 0], list(expected))], OBS_DIM,
+                                             ACT_DIM), expected)
+
+    def test_the_ring_is_followed_across_its_end_but_not_from_the_newest_to_the_oldest(self):
+        # one episode t = 0..6 in a ring of 4 whose obs cycles with period 4 (obs t % 4, reward t): slots 3, 0, 1,
+        # 2 hold t = 3, 4, 5, 6; the newest (t = 6, slot 2) ends at obs 3, bit-equal to the oldest's (t = 3) obs
+        buffer = ReplayBuffer(4, OBS_DIM, ACT_DIM, seed=1)
+        for t in range(7):
+            add_step(buffer, t % 4, (t + 1) % 4, t)
+        self.assertEqual(buffer.next_index, 3)
+        expected = {3: (3 + 0.5 * 4 + 0.25 * 5, 2, 0.0, 0.125),  # t = 3, 4, 5: slots 3, 0, 1 across the ring's end
+                    0: (4 + 0.5 * 5 + 0.25 * 6, 3, 0.0, 0.125),  # t = 4, 5, 6
+                    1: (5 + 0.5 * 6, 3, 0.0, 0.25),              # t = 5, 6: cut at the newest
+                    2: (6, 3, 0.0, 0.5)}                         # the newest is not followed by the oldest
+        self.assert_rows(buffer.sample(4, num_batches=40, n_step=3, discount_factor=GAMMA), expected)
+
+    def test_n_step_1_is_the_one_step_sample(self):
+        a, b = episodes_buffer(seed=5), episodes_buffer(seed=5)
+        for num_batches in (None, 3):
+            one_step = a.sample(6, num_batches=num_batches)
+            same = b.sample(6, num_batches=num_batches, n_step=1, discount_factor=GAMMA)
+            np.testing.assert_array_equal(same.rows, one_step.rows)
+            self.assertIsNone(same.discount)
+            self.assertEqual(b.rng.bit_generator.state, a.rng.bit_generator.state)
+
+    def test_n_step_draws_the_same_starts_from_the_same_random_state(self):
+        # a resumed run (same sampler state) draws the same minibatches whatever n_step is
+        a, b = episodes_buffer(seed=5), episodes_buffer(seed=5)
+        one_step = a.sample(6, num_batches=2)
+        n_step = b.sample(6, num_batches=2, n_step=3, discount_factor=GAMMA)
+        np.testing.assert_array_equal(n_step.obs, one_step.obs)
+        np.testing.assert_array_equal(n_step.act, one_step.act)
+        self.assertEqual(b.rng.bit_generator.state, a.rng.bit_generator.state)
+
+    def test_num_batches_gives_k_minibatches_of_n_step_rows(self):
+        batches = episodes_buffer().sample(5, num_batches=4, n_step=3, discount_factor=GAMMA)
+        width = row_width(OBS_DIM, ACT_DIM, n_step=3)
+        self.assertEqual(width, row_width(OBS_DIM, ACT_DIM) + 1)
+        self.assertEqual(batches.rows.shape, (4, 5, width))
+        self.assertEqual(batches.discount.shape, (4, 5))
+        self.assertEqual(batches[2].discount.shape, (5,))
+        for k in range(4):
+            drawn = {int(start): EPISODES_N3[int(start)] for start in batches[k].obs[:, 0]}
+            self.assert_rows(batches[k], drawn)
+
+    def test_rows_are_fresh_arrays(self):
+        buffer = episodes_buffer()
+        batch = buffer.sample(9, n_step=3, discount_factor=GAMMA)
+        self.assertFalse(np.shares_memory(batch.rows, buffer.obs))
+        batch.rows[...] = np.nan
+        self.assertTrue(np.isfinite(buffer.sample(9, n_step=3, discount_factor=GAMMA).rows).all())
+
+    def test_rejects_non_positive_n_step(self):
+        for bad in (0, -1, 2.0, True):
+            with self.assertRaises(ValueError):
+                episodes_buffer().sample(2, n_step=bad)
+
+
 class MinibatchTest(unittest.TestCase):
     def test_columns_are_views_of_the_rows(self):
         batch = filled(10, 10).sample(4)
@@ -275,6 +398,17 @@ class MinibatchTest(unittest.TestCase):
         self.assertEqual(batch.rows.shape, (2, 2 * OBS_DIM + ACT_DIM + 2))
         for got, expected in zip(batch, (obs, act, rew, next_obs, terminated), strict=True):
             np.testing.assert_array_equal(got, expected)
+        self.assertIsNone(batch.discount)
+
+    def test_n_step_rows_keep_the_five_columns_and_add_the_discount_last(self):
+        obs, act, rew, next_obs, terminated = batch_of([3, 4])
+        batch = Minibatch(obs, act, rew, next_obs, terminated, discount=[0.25, 0.5])
+        self.assertEqual(batch.rows.shape, (2, 2 * OBS_DIM + ACT_DIM + 3))
+        for got, expected in zip(batch, (obs, act, rew, next_obs, terminated), strict=True):
+            np.testing.assert_array_equal(got, expected)
+        np.testing.assert_array_equal(batch.terminated, [1.0, 0.0])
+        np.testing.assert_array_equal(batch.discount, [0.25, 0.5])
+        self.assertIs(batch.discount.base, batch.rows)
 
 
 class BadInputTest(unittest.TestCase):
