@@ -73,7 +73,20 @@ def read_record(run: Run) -> dict | None:
         record = json.loads(run.record.read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    return record if record.get("config") == run.config and record.get("finished") else None
+    return record if record.get("finished") and same_config(record.get("config"), run.config) else None
+
+
+def same_config(recorded: dict | None, config: dict) -> bool:
+    """True when a record's config is `config`. A project record's spec is read back through ExperimentSpec: a field
+    added to the spec since the record was written takes its default there, which keeps the behaviour the record
+    was measured with (a new field's default never changes a run)."""
+    if not isinstance(recorded, dict) or "spec" not in recorded:
+        return recorded == config
+    try:
+        spec = comparable(ExperimentSpec(**recorded["spec"]))
+    except (TypeError, UserInputError):  # a field removed since, or a value no longer valid
+        return False
+    return {**recorded, "spec": spec} == config
 
 
 def write_record(run: Run, evaluations: list[dict], finished: bool, extra: dict | None = None) -> None:

@@ -86,6 +86,19 @@ class TestRecordsAndAssembly(LearningBenchmarkTestCase):
         self.assertEqual(frame[(frame["library"] == "project")]["eval_return_mean"].tolist(), [-1200, -600])
         self.assertIsNone(learning_report.read_record(self.plan("project", 2)))
 
+    def test_a_record_from_before_a_spec_field_was_added_is_still_read(self) -> None:
+        """A field added since (at its default) leaves the record valid; the same field at another value, a field
+        the spec no longer has, or another value of a recorded field make it stale."""
+        run = self.plan("project", 1)
+        learning_report.write_record(run, evaluations(-1000), finished=True)
+        record = json.loads(run.record.read_text())
+        for recorded_spec, valid in (({k: v for k, v in record["config"]["spec"].items() if k != "n_step"}, True),
+                                     ({**record["config"]["spec"], "n_step": 3}, False),
+                                     ({**record["config"]["spec"], "retired_field": 1}, False),
+                                     ({**record["config"]["spec"], "seed": 99}, False)):
+            run.record.write_text(json.dumps({**record, "config": {**record["config"], "spec": recorded_spec}}))
+            self.assertEqual(learning_report.read_record(run) is not None, valid, recorded_spec)
+
     def test_record_is_valid_json_with_a_relative_command(self) -> None:
         run = self.plan("project", 1)
         learning_report.write_record(run, evaluations(-1000), finished=True)
