@@ -11,7 +11,9 @@ the peers' train(gradient_steps=S); S = the steps of a timed block) and one step
 
     python -m benchmarks.peer_benchmark            # a few minutes
     python -m benchmarks.peer_benchmark --quick    # under two minutes
-Results: benchmarks/results/peer_benchmark.csv (one row per library, variant and size; each run adds its rows)
+    python -m benchmarks.peer_benchmark --family   # DroQ and CrossQ per env step against sbx's
+Results: benchmarks/results/peer_benchmark.csv (one row per library, variant and size; each run adds its rows),
+peer_family_benchmark.csv (--family).
 
 peer_python() and run_peer() are also used by other benchmarks (training_throughput.py).
 """
@@ -34,6 +36,7 @@ BENCHMARKS = Path(__file__).resolve().parent
 PEER_VENV = BENCHMARKS / "peers" / ".venv"
 PEER_SCRIPT = BENCHMARKS / "peers" / "peer_sac.py"
 RESULTS = BENCHMARKS / "results" / "peer_benchmark.csv"
+FAMILY_RESULTS = BENCHMARKS / "results" / "peer_family_benchmark.csv"
 SETUP_HINT = "peer environment missing: run `bash benchmarks/peers/setup.sh` first (creates benchmarks/peers/.venv)"
 SIZES = [(64, 100), (256, 256)]  # (network width, batch size)
 PEERS = {"sb3": "Stable-Baselines3", "sbx": "sbx"}
@@ -120,6 +123,55 @@ def measure_peer(library: str, blocks: int, steps_per_block: int, quick: bool) -
     return rows, versions
 
 
+# The SAC family per env step (issue 27): each variant's shipped spec against sbx's same algorithm.
+FAMILY = {"droq": "experiments/droq.yaml", "crossq": "experiments/crossq.yaml"}
+
+
+def measure_family(blocks: int, quick: bool) -> list[dict]:
+    """Milliseconds per env step of DroQ (its gradient_steps, 20, in one call) and CrossQ (one step per call): this
+    project with experiments/droq.yaml and crossq.yaml at HalfCheetah's sizes, and sbx's DroQ and CrossQ
+    (peer_sac.py's make_model) with the same batch."""
+    from benchmarks.train_step_benchmark import time_train_step, time_train_steps_apart
+    from blocAndTools import ExperimentSpec
+
+    rows = []
+    for algo, spec_file in FAMILY.items():
+        spec = ExperimentSpec.from_yaml(BENCHMARKS.parent / spec_file)
+        utd = spec.gradient_steps
+        ours = (time_train_steps_apart([spec], blocks, utd)[0] * utd if utd > 1 else
+                time_train_step(spec, blocks, 20 if quick else 50))
+        peer = run_peer("sbx", "train_step", algo=algo, width=spec.phi_nn_h_layer_topo[0], batch=spec.batch_size_in_ts,
+                        env="HalfCheetah-v5", steps=2_000 if quick else 10_000, blocks=blocks,
+                        steps_per_block=utd if utd > 1 else (20 if quick else 50))
+        peer_ms = peer["ms_per_step"] * utd if utd > 1 else peer["ms_per_step_train1"]
+        rows += [{"library": "project", "variant": algo, "gradient_steps": utd, "batch": spec.batch_size_in_ts,
+                  "ms_per_env_step": ours * 1e3},
+                 {"library": "sbx", "variant": algo, "gradient_steps": utd, "batch": spec.batch_size_in_ts,
+                  "ms_per_env_step": peer_ms}]
+    return rows
+
+
+def family_table(console, blocks: int, quick: bool) -> None:
+    """measure_family's table, with sbx's time over ours (> 1: this project is faster), saved to FAMILY_RESULTS."""
+    start = time.perf_counter()
+    rows = measure_family(blocks, quick)
+    ours = {row["variant"]: row["ms_per_env_step"] for row in rows if row["library"] == "project"}
+    for row in rows:
+        row["peer_over_project"] = row["ms_per_env_step"] / ours[row["variant"]] if row["library"] == "sbx" else None
+    print_table(console, f"SAC family, ms per env step, HalfCheetah-v5 sizes, {cpu_model()}, {os.cpu_count()} cores "
+                         f"(medians, {'quick' if quick else 'full'})",
+                ["library", "variant", "gradient steps per env step", "batch", "ms / env step", "sbx / project"],
+                [[row["library"], row["variant"], row["gradient_steps"], row["batch"], f"{row['ms_per_env_step']:.1f}",
+                  optional(row["peer_over_project"], ".2f")] for row in rows])
+    console.print("DroQ: its gradient_steps in one call per env step (the project's train_steps, sbx's "
+                  "train(gradient_steps=20)); CrossQ: one gradient step per call. sbx / project > 1: this project "
+                  "takes less time per env step. Specs: " + ", ".join(FAMILY.values()) + "; sbx: peer_sac.py.")
+    frame = pd.DataFrame(rows)
+    frame["mode"], frame["blocks"], frame["processor"] = "quick" if quick else "full", blocks, cpu_model()
+    save_results(frame, FAMILY_RESULTS, append=True, float_format="%.4g")
+    console.print(f"added to {FAMILY_RESULTS} ({time.perf_counter() - start:.0f} s)")
+
+
 def optional(value: float | None, fmt: str) -> str:
     """A table cell: the formatted value, or empty where the row has none."""
     return "" if value is None else format(value, fmt)
@@ -139,6 +191,8 @@ def cpu_model() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer timed blocks (under two minutes)")
+    parser.add_argument("--family", action="store_true",
+                        help="the SAC family instead: DroQ and CrossQ per env step against sbx's")
     args = parser.parse_args()
     if peer_python() is None:
         print(SETUP_HINT)
@@ -146,6 +200,9 @@ def main() -> None:
     blocks, steps = (3, 30) if args.quick else (10, 100)
 
     console = wide_console()
+    if args.family:
+        family_table(console, blocks, args.quick)
+        return
     console.print(f"this project (v1, v2 alpha auto): {blocks} blocks of {steps} gradient steps per size")
     start = time.perf_counter()
     rows = measure_project(blocks, steps)

@@ -38,6 +38,8 @@ os.dup2(2, 1)
 os.environ.setdefault("JAX_PLATFORMS", "cpu")  # no accelerator probing messages; CPU only here anyway
 
 LIBRARIES = ("sb3", "sbx")
+ALGOS = ("sac", "droq", "crossq")  # droq and crossq: sbx only
+DROQ_UTD = 20  # DroQ's gradient steps per env step, and its policy_delay: one actor update per env step
 MEASURES = ("train_step", "action", "throughput")
 
 
@@ -53,8 +55,21 @@ def versions() -> dict[str, str]:
 
 
 def make_model(library: str, env_id: str, width: int, batch: int, buffer_size: int, learning_starts: int, seed: int,
-               train_freq: int = 1, gradient_steps: int = 1):
-    """A SAC model of the given library with the project's hyperparameters (see the module docstring)."""
+               train_freq: int = 1, gradient_steps: int = 1, algo: str = "sac"):
+    """A SAC model of the given library with the project's hyperparameters (see the module docstring); sbx's
+    algo droq: SAC with dropout 0.01 and layer norm in the critics and policy_delay 20 (sbx's README, "Note about
+    DroQ"), crossq: sbx's CrossQ with its defaults except the batch size (its networks are its own: actor
+    [256, 256], critics [1024, 1024], batch renormalisation)."""
+    if algo == "crossq":
+        from sbx import CrossQ
+        return CrossQ("MlpPolicy", gym.make(env_id), buffer_size=buffer_size, learning_starts=learning_starts,
+                      batch_size=batch, train_freq=train_freq, gradient_steps=gradient_steps, seed=seed, verbose=0)
+    if algo == "droq":
+        from sbx import SAC
+        return SAC("MlpPolicy", gym.make(env_id), learning_rate=3e-4, buffer_size=buffer_size,
+                   learning_starts=learning_starts, batch_size=batch, tau=0.005, gamma=0.99, train_freq=train_freq,
+                   gradient_steps=gradient_steps, policy_delay=DROQ_UTD, ent_coef="auto", seed=seed, verbose=0,
+                   policy_kwargs={"net_arch": [width, width], "dropout_rate": 0.01, "layer_norm": True})
     if library == "sb3":
         from stable_baselines3 import SAC
         extra = {"device": "cpu"}
@@ -105,7 +120,8 @@ def measure_train_step(args) -> dict:
                            learn() calls it with train_freq=1, gradient_steps=1, and how the
                            project's own benchmark calls train_step (one call per step).
     """
-    model = make_model(args.library, args.env, args.width, args.batch, args.steps, args.steps, args.seed)
+    model = make_model(args.library, args.env, args.width, args.batch, args.steps, args.steps, args.seed,
+                       algo=args.algo)
     model.learn(total_timesteps=args.steps)
     assert model._n_updates == 0 and model.replay_buffer.size() == args.steps
 
@@ -219,6 +235,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--library", choices=LIBRARIES, required=True)
     parser.add_argument("--measure", choices=MEASURES, required=True)
+    parser.add_argument("--algo", choices=ALGOS, default="sac",
+                        help="train_step: sac, or sbx's droq / crossq (see make_model)")
     parser.add_argument("--width", type=int, default=256, help="hidden layer width W: net_arch [W, W]")
     parser.add_argument("--batch", type=int, default=256, help="minibatch size B")
     parser.add_argument("--env", default="HalfCheetah-v5", help="gymnasium id (its spaces size the networks)")
@@ -238,9 +256,11 @@ def main() -> None:
         parser.error("throughput needs 0 < --min-pool < --steps")
     if args.measure == "train_step" and args.steps < args.batch:
         parser.error("train_step needs --steps >= --batch")
+    if args.algo != "sac" and (args.library != "sbx" or args.measure != "train_step"):
+        parser.error("--algo droq / crossq: sbx's train_step only")
 
     measure = {"train_step": measure_train_step, "action": measure_action, "throughput": measure_throughput}
-    result = {"library": args.library, "measure": args.measure, "env": args.env, "width": args.width,
+    result = {"library": args.library, "algo": args.algo, "measure": args.measure, "env": args.env, "width": args.width,
               "batch": args.batch, "seed": args.seed}
     if args.measure != "throughput":
         result.update(blocks=args.blocks, steps_per_block=args.steps_per_block)
