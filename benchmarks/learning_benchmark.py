@@ -1,4 +1,4 @@
-"""Learning curves of this project's SAC next to Stable-Baselines3's SAC: same tasks, seeds, budgets, evaluation.
+"""Learning curves of this project next to a peer (SB3's SAC; sbx's SAC, DroQ or CrossQ): same tasks, seeds, evaluation.
 
 Run from the repository root (the module form puts the project on the import path):
 
@@ -7,18 +7,26 @@ Run from the repository root (the module form puts the project on the import pat
     python -m benchmarks.learning_benchmark --quick        # the whole pipeline on a tiny budget, ~2 minutes
     python -m benchmarks.learning_benchmark --report-only  # CSV, plots and tables from what is there
 
-Tasks (budget x seeds 1..n): pendulum 10k x 5, lunarlander (LunarLander-v3 continuous) 150k x 5,
-halfcheetah, hopper and walker2d (the -v5 tasks) 150k x 3. This project's side of a task is the general default
-(ExperimentSpec's defaults, no per-task tuning) with the task's evaluation protocol, seed=k and
-max_epoch=budget/timestep_per_epoch, run through the CLI (`python -m SoftActorCritic train --env ENV_ID
---set timestep_per_epoch=... --set max_eval_trj=... --set seed=k --set max_epoch=E --run-dir DIR`); a task
-may name a shipped spec (Task.spec) where one still differs from the default (none does today).
-SB3's side is benchmarks/peers/sb3_learning.py in the peers' own virtual environment
-(benchmarks/peers/.venv; SB3 2.9 SAC defaults, learning_starts per task, one torch thread).
+Tasks (budget x seeds 1..n), compared with Stable-Baselines3's SAC: pendulum 10k x 5, lunarlander
+(LunarLander-v3 continuous) 150k x 5, halfcheetah, hopper and walker2d (the -v5 tasks) 150k x 3. This
+project's side of a task is the general default (ExperimentSpec's defaults, no per-task tuning) with the task's
+evaluation protocol, seed=k and max_epoch=budget/timestep_per_epoch, run through the CLI (`python -m
+SoftActorCritic train --env ENV_ID --set timestep_per_epoch=... --set max_eval_trj=... --set seed=k --set
+max_epoch=E --run-dir DIR`).
+The SAC family (issue 27), each compared with sbx's same algorithm with sbx's settings for it, listed after the
+tasks above (--tasks all runs them last): pendulum_droq and pendulum_crossq (Pendulum-v1 5k x 5, budgets every
+1k, the pendulum task's evaluation), hopper_droq and hopper_crossq (Hopper-v5 50k x 3, budgets every 10k, the
+MuJoCo evaluation); this project's side runs the shipped spec experiments/droq.yaml or experiments/crossq.yaml
+(`train --env ENV_ID --spec FILE --set ...`, Task.spec) with the same evaluation overrides.
+The peer's side is benchmarks/peers/peer_learning.py in the peers' own virtual environment
+(benchmarks/peers/.venv): SB3 2.9 SAC defaults with one torch thread (Task.peer "sb3"), or sbx 0.28's SAC,
+DroQ configuration of SAC, or CrossQ (Task.peer "sbx", Task.peer_algo; JAX on CPU, its thread pool sized for one
+core), learning_starts per task (Task.peer_learning_starts); the runner's docstring has the settings. The peer's
+library, sb3 or sbx, names its side in --libraries, the records, the run folders and the report.
 
 Evaluation is the same on both sides: after every timestep_per_epoch env steps of the spec,
 max_eval_trj deterministic episodes, episode i reset with seed episode_seeds(k, max_eval_trj)[i]
-(blocAndTools.seeding; computed here and passed to SB3's runner on its command line).
+(blocAndTools.seeding; computed here and passed to the peer's runner on its command line).
 
 Resumable, one run at a time per invocation, each run one child process (nice the command on a shared machine:
 the children inherit it). Invocations may run side by side, one per core: each claims a run with a lock on
@@ -28,17 +36,17 @@ runs/learning_benchmark/<task>/<library>/seed<k>.lock and skips runs another inv
   configuration (resolved spec, budget, evaluation seeds) is unchanged; a changed one is rerun;
 - this project's run in progress lives in runs/learning_benchmark/<task>/project/seed<k>/
   (gitignored: checkpoints, replay buffer) and continues with `train --resume`;
-- SB3 cannot resume mid-run (its save format is pickle, which this project does not use): an
-  interrupted SB3 run restarts from zero; its evaluations so far are kept as a partial record.
+- the peers cannot resume mid-run (their save format is pickle, which this project does not use): an
+  interrupted peer run restarts from zero; its evaluations so far are kept as a partial record.
 --max-minutes M stops after M minutes: this project's child gets SIGTERM (it writes a checkpoint),
-SB3's child is stopped; SIGINT / SIGTERM to this script do the same (blocAndTools.errors.stop_on_signals).
+the peer's child is stopped; SIGINT / SIGTERM to this script do the same (blocAndTools.errors.stop_on_signals).
 Rerun the same command to go on.
 
 Outputs per task in benchmarks/results/learning/<task>/ (small files, committed; benchmarks/learning_report.py):
   evaluations.csv  library, seed, env_steps, eval_return_mean, eval_return_std, complete (run finished)
   curves.png       eval return against env steps: per library the IQM over seeds and its 95% bootstrap CI band
   table.md         per budget: each library's IQM [95% CI] over the seeds that reached it, n, and
-                   P(project > SB3) [95% CI] (blocAndTools.statistics, seed 0)
+                   P(project > SB3) or P(project > sbx) [95% CI] (blocAndTools.statistics, seed 0)
   command.txt      this command, and every run's command and status
 Exit status: 0 done (or stopped by --max-minutes), 1 a run failed, 2 bad input, 130 interrupted.
 """
@@ -56,18 +64,20 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rich.console import Console
 
 from benchmarks.learning_report import (
     EVALUATION_KEYS,
-    LIBRARIES,
+    PEERS,
+    PROJECT_NAME,
     REPO,
     Run,
     comparable,
     display,
+    library_names,
     project_evaluations,
     read_record,
     write_record,
@@ -79,28 +89,44 @@ from blocAndTools.experiment_spec import ExperimentSpec, expand_grid, load_raw_s
 from blocAndTools.seeding import episode_seeds
 
 PEER_PYTHON = REPO / "benchmarks" / "peers" / ".venv" / "bin" / "python"
-SB3_RUNNER = REPO / "benchmarks" / "peers" / "sb3_learning.py"
+PEER_RUNNER = REPO / "benchmarks" / "peers" / "peer_learning.py"
+PEER_ALGORITHMS = {"sb3": ("sac",), "sbx": ("sac", "droq", "crossq")}  # what the peer runner runs
+ALL_LIBRARIES = ("project", *PEERS)
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "learning"
 DEFAULT_RUNS = REPO / "runs" / "learning_benchmark"
 
 
 @dataclass(frozen=True)
 class Task:
-    """One benchmark task: its environment, the env-step budget, the seeds 1..n, SB3's learning_starts, and
-    our side's spec: the general default (spec None: `train --env`) or a shipped spec where one still differs."""
+    """One benchmark task: its environment, the env-step budget, the seeds 1..n, the peer's learning_starts, our
+    side's spec (the general default, spec None: `train --env`, or a shipped spec file), and the peer it is compared
+    with: its library (sb3 or sbx, the name of its side) and algorithm (sb3: sac; sbx: sac, droq or crossq)."""
     env_id: str
     steps: int
     seeds: int
-    sb3_learning_starts: int
-    budgets: tuple[int, ...]  # env steps at which the table reports IQM [95% CI] and P(project > SB3)
+    peer_learning_starts: int
+    budgets: tuple[int, ...]  # env steps at which the table reports IQM [95% CI] and P(project > peer)
     overrides: tuple[str, ...] = ()  # --set values of our runs: the evaluation protocol, both libraries follow it
     spec: str | None = None
+    peer: str = "sb3"
+    peer_algo: str = "sac"
+
+    def __post_init__(self) -> None:
+        if self.peer_algo not in PEER_ALGORITHMS.get(self.peer, ()):
+            raise ValueError(f"Task peer {self.peer!r} with algorithm {self.peer_algo!r}: the peer runner has "
+                             + "; ".join(f"{peer}: {', '.join(algos)}" for peer, algos in PEER_ALGORITHMS.items()))
+
+    @property
+    def libraries(self) -> dict[str, str]:
+        """The task's two libraries, this project then its peer, with their names in the report."""
+        project = PROJECT_NAME if self.spec is None else f"this project ({self.spec})"
+        return library_names(self.peer, self.peer_algo, project)
 
 
 # The evaluation protocol of each task (both libraries): evaluate every timestep_per_epoch env steps on
-# max_eval_trj episodes. SB3's learning_starts: its default (100) on Pendulum, as in the issue's measurement;
-# 10,000 on the others, the value of rl-baselines3-zoo's tuned SAC settings for LunarLanderContinuous,
-# HalfCheetah and Hopper (the other hyperparameters stay SB3's defaults).
+# max_eval_trj episodes. The peer's learning_starts: SB3's default (100) on Pendulum, as in the issue's
+# measurement; 10,000 on the others, the value of rl-baselines3-zoo's tuned SAC settings for
+# LunarLanderContinuous, HalfCheetah and Hopper (the other hyperparameters stay the peer's defaults).
 LONG = (50_000, 100_000, 150_000)
 MUJOCO_EVALUATION = ("timestep_per_epoch=5000", "max_eval_trj=5")
 TASKS = {
@@ -112,6 +138,14 @@ TASKS = {
     "hopper": Task("Hopper-v5", 150_000, 3, 10_000, LONG, MUJOCO_EVALUATION),
     "walker2d": Task("Walker2d-v5", 150_000, 3, 10_000, LONG, MUJOCO_EVALUATION),
 }
+# The SAC family (issue 27) against sbx's same algorithm, each with the evaluation, seeds and peer learning_starts of
+# the pendulum or hopper task above and a shorter budget; after the tasks above in --tasks all.
+SHORT_PENDULUM = {"steps": 5_000, "budgets": (1_000, 2_000, 3_000, 4_000, 5_000)}
+SHORT_HOPPER = {"steps": 50_000, "budgets": (10_000, 20_000, 30_000, 40_000, 50_000)}
+TASKS.update({f"{base}_{algo}": replace(TASKS[base], **short, spec=f"experiments/{algo}.yaml", peer="sbx",
+                                        peer_algo=algo)
+              for base, short in (("pendulum", SHORT_PENDULUM), ("hopper", SHORT_HOPPER))
+              for algo in ("droq", "crossq")})
 QUICK_TASK = Task("Pendulum-v1", 600, 1, 100, (200, 400, 600),
                   ("timestep_per_epoch=200", "min_pool_size=200", "batch_size_in_ts=64", "max_eval_trj=2",
                    "phi_nn_h_layer_topo=[64,64]", "psi_nn_h_layer_topo=[64,64]", "theta_nn_h_layer_topo=[64,64]"))
@@ -134,7 +168,14 @@ def project_spec(task: Task, seed: int) -> ExperimentSpec:
 
 
 def plan(task_name: str, task: Task, library: str, seed: int, out_dir: Path, runs_dir: Path) -> Run:
-    """The Run of one (task, library, seed): config, command and paths; nothing is started."""
+    """The Run of one (task, library, seed), library "project" or the task's peer: config, command and paths;
+    nothing is started.
+
+    The peer's config has the fields of the first SB3 records (env_id ... seed) and "algo"; a record without it
+    was SAC (learning_report.same_config). Its command gives --library and --algo where they are not the runner's
+    defaults (sb3, sac), so that an SB3 run's command is the one its records were made with."""
+    if library not in ("project", task.peer):
+        raise ValueError(f"{task_name} compares this project with {task.peer}, not {library}")
     spec = project_spec(task, seed)
     eval_seeds = episode_seeds(seed, spec.max_eval_trj)
     record = out_dir / task_name / "records" / f"{library}-seed{seed}.json"  # not "runs": .gitignore has runs/
@@ -154,11 +195,14 @@ def plan(task_name: str, task: Task, library: str, seed: int, out_dir: Path, run
             env_kwargs["max_episode_steps"] = spec.max_trj_steps
         config = {"env_id": spec.env_id, "env_kwargs": env_kwargs, "steps": task.steps,
                   "eval_interval": spec.timestep_per_epoch, "eval_seeds": eval_seeds,
-                  "learning_starts": task.sb3_learning_starts, "seed": seed}
-        command = [str(PEER_PYTHON), str(SB3_RUNNER), "--env", spec.env_id, "--env-kwargs", json.dumps(env_kwargs),
-                   "--seed", str(seed), "--steps", str(task.steps), "--eval-interval", str(spec.timestep_per_epoch),
-                   "--eval-seeds", ",".join(map(str, eval_seeds)),
-                   "--learning-starts", str(task.sb3_learning_starts)]
+                  "learning_starts": task.peer_learning_starts, "seed": seed, "algo": task.peer_algo}
+        command = [str(PEER_PYTHON), str(PEER_RUNNER)]
+        if (task.peer, task.peer_algo) != ("sb3", "sac"):
+            command += ["--library", task.peer, "--algo", task.peer_algo]
+        command += ["--env", spec.env_id, "--env-kwargs", json.dumps(env_kwargs), "--seed", str(seed),
+                    "--steps", str(task.steps), "--eval-interval", str(spec.timestep_per_epoch),
+                    "--eval-seeds", ",".join(map(str, eval_seeds)),
+                    "--learning-starts", str(task.peer_learning_starts)]
     return Run(task_name, library, seed, config, command, record, work_dir)
 
 
@@ -251,8 +295,9 @@ def run_project(run: Run, deadline: float, console: Console) -> None:
     run.status, run.evaluations = "finished", evaluations
 
 
-def sb3_lines(path: Path) -> list[dict]:
-    """The JSON lines SB3's runner printed (one per evaluation, a last one with done); other lines are skipped."""
+def peer_lines(path: Path) -> list[dict]:
+    """The JSON lines the peer's runner printed (one per evaluation, a last one with done); other lines are
+    skipped."""
     items = []
     with contextlib.suppress(OSError), open(path) as lines:
         for line in lines:
@@ -261,17 +306,19 @@ def sb3_lines(path: Path) -> list[dict]:
     return [item for item in items if isinstance(item, dict)]
 
 
-def run_sb3(run: Run, deadline: float, console: Console) -> None:
-    """Train SB3 in the peer venv from zero; on success write its record (else a partial record of its evaluations)."""
+def run_peer(run: Run, deadline: float, console: Console) -> None:
+    """Train the peer (SB3 or sbx) in the peer venv from zero; on success write its record, with what its runner's
+    last line says (versions, hyperparameters, threads) under the library's name; else a partial record of its
+    evaluations."""
     if not PEER_PYTHON.exists():
         run.status = "failed (no peer venv: bash benchmarks/peers/setup.sh)"
         return
     console.print(f"  $ {display(run.command)}")
-    lines, log = run.work_dir / "sb3.jsonl", run.work_dir / "sb3.log"
+    lines, log = run.work_dir / f"{run.library}.jsonl", run.work_dir / f"{run.library}.log"
     try:
         code = run_child(run.command, log, deadline, stdout=lines)
     finally:  # finished, failed or stopped: its evaluations so far are kept
-        items = sb3_lines(lines)
+        items = peer_lines(lines)
         run.evaluations = [{key: item[key] for key in EVALUATION_KEYS} for item in items if not item.get("done")]
         if run.evaluations:
             write_record(run, run.evaluations, finished=False)
@@ -280,7 +327,8 @@ def run_sb3(run: Run, deadline: float, console: Console) -> None:
         run.status = f"failed (exit {code}, log {log})"
         return
     write_record(run, run.evaluations, finished=True,
-                 extra={"sb3": {key: done[key] for key in ("versions", "hyperparameters", "torch_threads")}})
+                 extra={run.library: {key: value for key, value in done.items()
+                                      if key not in ("done", "env_steps", "wall_time_s")}})
     run.status = "finished"
 
 
@@ -290,7 +338,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default="pendulum,lunarlander,halfcheetah",
                         help=f"comma-separated, in order, from {', '.join(TASKS)} (or all)")
-    parser.add_argument("--libraries", default="project,sb3", help="comma-separated: project, sb3")
+    parser.add_argument("--libraries", default=",".join(ALL_LIBRARIES),
+                        help=f"comma-separated from {', '.join(ALL_LIBRARIES)} (default all): which sides of the "
+                             "tasks to run; a task's peer is sb3 or sbx (TASKS)")
     parser.add_argument("--seeds", type=int, default=None, help="seeds 1..N (default: the task's)")
     parser.add_argument("--max-minutes", type=float, default=None, help="stop (resumably) after this many minutes")
     parser.add_argument("--report-only", action="store_true", help="no training: assemble what is there")
@@ -303,11 +353,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     names = list(TASKS) if args.tasks == "all" else [name.strip() for name in args.tasks.split(",") if name.strip()]
     unknown = [name for name in names if name not in TASKS]
     libraries = [name.strip() for name in args.libraries.split(",") if name.strip()]
-    bad_libraries = [name for name in libraries if name not in LIBRARIES]
+    bad_libraries = [name for name in libraries if name not in ALL_LIBRARIES]
     if unknown or not names:
         parser.exit(2, f"--tasks: unknown {', '.join(unknown) or '(none given)'}; allowed: {', '.join(TASKS)}, all\n")
     if bad_libraries or not libraries:
-        parser.exit(2, f"--libraries: unknown {', '.join(bad_libraries) or '(none given)'}; allowed: project, sb3\n")
+        parser.exit(2, f"--libraries: unknown {', '.join(bad_libraries) or '(none given)'}; "
+                       f"allowed: {', '.join(ALL_LIBRARIES)}\n")
     if args.seeds is not None and args.seeds < 1 or args.max_minutes is not None and args.max_minutes <= 0:
         parser.exit(2, "--seeds and --max-minutes must be positive\n")
     args.task_names, args.library_names = names, libraries
@@ -326,7 +377,7 @@ def start(run: Run, deadline: float, console: Console) -> str:
         if read_record(run) is not None:  # finished by the other invocation before we claimed it
             return "finished (by another invocation)"
         console.print(f"[{datetime.datetime.now():%H:%M:%S}] {run.task} {run.library} seed {run.seed}")
-        (run_project if run.library == "project" else run_sb3)(run, deadline, console)
+        (run_project if run.library == "project" else run_peer)(run, deadline, console)
         return run.status
 
 
@@ -337,9 +388,9 @@ def run_tasks(args: argparse.Namespace, argv: list[str], console: Console) -> in
     for task_name in args.task_names:
         task = QUICK_TASK if args.quick else TASKS[task_name]
         seeds = args.seeds or task.seeds
-        try:  # every library is planned so that the task's files show both; only --libraries are run
+        try:  # both libraries are planned so that the task's files show both; only --libraries are run
             runs = [plan(task_name, task, library, seed, args.out_dir, args.runs_dir)
-                    for seed in range(1, seeds + 1) for library in LIBRARIES]
+                    for seed in range(1, seeds + 1) for library in task.libraries]
         except UserInputError as error:
             print(error, file=sys.stderr)
             return 2
@@ -363,8 +414,9 @@ def run_tasks(args: argparse.Namespace, argv: list[str], console: Console) -> in
             failed |= run.status.startswith("failed")
             console.print(f"  -> {run.status}")
             # commit-ready after every run
-            write_report(args.out_dir / task_name, title, task.budgets, runs, argv, console, quiet=True)
-        write_report(args.out_dir / task_name, title, task.budgets, runs, argv, console)
+            write_report(args.out_dir / task_name, title, task.budgets, runs, argv, console, quiet=True,
+                         libraries=task.libraries)
+        write_report(args.out_dir / task_name, title, task.budgets, runs, argv, console, libraries=task.libraries)
     if stopped == "signal":
         return 130
     return 1 if failed else 0

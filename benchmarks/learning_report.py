@@ -28,9 +28,30 @@ from SoftActorCritic.sweep_summary import interval_cell, interval_columns
 matplotlib.use("Agg")  # files only, no display (pyplot picks its backend at the first figure)
 
 REPO = Path(__file__).resolve().parent.parent
-LIBRARIES = {"project": "this project (SAC v1)", "sb3": "Stable-Baselines3 SAC"}
+PEERS = {"sb3": ("SB3", "Stable-Baselines3"), "sbx": ("sbx", "sbx")}  # library: (short name, name)
+ALGORITHMS = {"sac": "SAC", "droq": "DroQ", "crossq": "CrossQ"}
+PROJECT_NAME = "this project (SAC v1)"
 COLUMNS = ["library", "seed", "env_steps", "eval_return_mean", "eval_return_std", "complete"]
 EVALUATION_KEYS = ("env_steps", "eval_return_mean", "eval_return_std", "wall_time_s")
+
+
+def library_names(peer: str = "sb3", algo: str = "sac", project: str = PROJECT_NAME) -> dict[str, str]:
+    """A task's two libraries and their names in its table and plot: this project first, then the peer it is
+    compared with (its library, sb3 or sbx, with the algorithm, e.g. 'sbx DroQ')."""
+    return {"project": project, peer: f"{PEERS[peer][1]} {ALGORITHMS[algo]}"}
+
+
+LIBRARIES = library_names()  # the tasks compared with SB3's SAC, and the functions' default
+
+
+def improvement_label(libraries: dict[str, str]) -> str:
+    """'P(project > SB3)' or 'P(project > sbx)': the peer named by its short name."""
+    return f"P(project > {PEERS[peer_of(libraries)][0]})"
+
+
+def peer_of(libraries: dict[str, str]) -> str:
+    """The peer library of a task's libraries (the one that is not this project)."""
+    return next(library for library in libraries if library != "project")
 
 
 @dataclass
@@ -42,7 +63,7 @@ class Run:
     config: dict  # everything that makes two runs the same: a record with another config is stale
     command: list[str]
     record: Path  # the finished run's JSON record (committed)
-    work_dir: Path  # our run folder, or SB3's folder for its log and partial evaluations (gitignored)
+    work_dir: Path  # our run folder, or the peer's folder for its log and partial evaluations (gitignored)
     status: str = "pending"
     evaluations: list[dict] = field(default_factory=list)
 
@@ -76,12 +97,20 @@ def read_record(run: Run) -> dict | None:
     return record if record.get("finished") and same_config(record.get("config"), run.config) else None
 
 
+# A peer record's config fields added since the first records, at the value the older records were measured with:
+# the peer runner ran SB3's SAC only before "algo" existed.
+PEER_CONFIG_DEFAULTS = {"algo": "sac"}
+
+
 def same_config(recorded: dict | None, config: dict) -> bool:
     """True when a record's config is `config`. A project record's spec is read back through ExperimentSpec: a field
     added to the spec since the record was written takes its default there, which keeps the behaviour the record
-    was measured with (a new field's default never changes a run)."""
-    if not isinstance(recorded, dict) or "spec" not in recorded:
-        return recorded == config
+    was measured with (a new field's default never changes a run). A peer record without a field added since
+    (PEER_CONFIG_DEFAULTS) was measured with that field's default value."""
+    if not isinstance(recorded, dict):
+        return False
+    if "spec" not in recorded:
+        return {**PEER_CONFIG_DEFAULTS, **recorded} == config
     try:
         spec = comparable(ExperimentSpec(**recorded["spec"]))
     except (TypeError, UserInputError):  # a field removed since, or a value no longer valid
@@ -90,7 +119,7 @@ def same_config(recorded: dict | None, config: dict) -> bool:
 
 
 def write_record(run: Run, evaluations: list[dict], finished: bool, extra: dict | None = None) -> None:
-    """A run's record: config, command, evaluations; finished=False marks a partial SB3 run."""
+    """A run's record: config, command, evaluations; finished=False marks a partial peer run."""
     path = run.record if finished else run.work_dir / "partial.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {"library": run.library, "task": run.task, "seed": run.seed, "finished": finished,
@@ -108,7 +137,7 @@ def project_evaluations(run_dir: Path) -> list[dict]:
 
 
 def unfinished_evaluations(run: Run) -> list[dict]:
-    """An unfinished run's evaluations so far: our run folder's progress.csv, or SB3's partial record; none when
+    """An unfinished run's evaluations so far: our run folder's progress.csv, or the peer's partial record; none when
     they were made with another configuration."""
     if run.library == "project":
         if run.work_dir.joinpath("spec.yaml").is_file():
@@ -122,7 +151,7 @@ def unfinished_evaluations(run: Run) -> list[dict]:
         partial = json.loads((run.work_dir / "partial.json").read_text())
     except (OSError, json.JSONDecodeError):
         return []
-    return partial["evaluations"] if partial.get("config") == run.config else []
+    return partial["evaluations"] if same_config(partial.get("config"), run.config) else []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -142,9 +171,10 @@ def assemble(runs: list[Run]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def budget_table(frame: pd.DataFrame, budgets: tuple[int, ...]) -> pd.DataFrame:
+def budget_table(frame: pd.DataFrame, budgets: tuple[int, ...],
+                 libraries: dict[str, str] = LIBRARIES) -> pd.DataFrame:
     """One row per budget that a seed reached: per library n (seeds that reached it) and the IQM of their eval return
-    there with its 95% bootstrap interval; P(project > SB3) with its interval when both libraries reached it.
+    there with its 95% bootstrap interval; P(project > peer) with its interval when both libraries reached it.
 
     Columns <library>_n and sweep_summary.interval_columns <library>_iqm(_ci_low, _ci_high), p(_ci_low, _ci_high):
     NaN where a library has no seed there, NaN bounds for an interval over one seed.
@@ -152,7 +182,7 @@ def budget_table(frame: pd.DataFrame, budgets: tuple[int, ...]) -> pd.DataFrame:
     rows = []
     for budget in budgets:
         scores = {library: frame.loc[(frame["library"] == library) & (frame["env_steps"] == budget),
-                                     "eval_return_mean"].to_numpy() for library in LIBRARIES}
+                                     "eval_return_mean"].to_numpy() for library in libraries}
         if not any(values.size for values in scores.values()):
             continue
         row = {"env_steps": budget}
@@ -160,41 +190,42 @@ def budget_table(frame: pd.DataFrame, budgets: tuple[int, ...]) -> pd.DataFrame:
             row[f"{library}_n"] = values.size if values.size else math.nan
             row.update(interval_columns(f"{library}_iqm", iqm_interval(values) if values.size else None))
         both = all(values.size for values in scores.values())
-        row.update(interval_columns("p", probability_of_improvement(scores["project"], scores["sb3"]) if both
-                                    else None))
+        row.update(interval_columns("p", probability_of_improvement(scores["project"], scores[peer_of(libraries)])
+                                    if both else None))
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def budget_cells(row: dict) -> list[str]:
-    """One budget's cells: each library's 'IQM [low, high], n=k' (empty: no seed), then P(project > SB3)."""
+def budget_cells(row: dict, libraries: dict[str, str] = LIBRARIES) -> list[str]:
+    """One budget's cells: each library's 'IQM [low, high], n=k' (empty: no seed), then P(project > peer)."""
     cells = [f"{interval_cell(row, f'{library}_iqm', digits=0)}, n={int(row[f'{library}_n'])}"
-             if row[f"{library}_n"] > 0 else "" for library in LIBRARIES]
+             if row[f"{library}_n"] > 0 else "" for library in libraries]
     return [*cells, interval_cell(row, "p", digits=2) if not math.isnan(row["p"]) else ""]
 
 
-def markdown_table(table: pd.DataFrame, title: str) -> str:
-    """The budget table as markdown: one row per budget, one column per library, then P(project > SB3)."""
+def markdown_table(table: pd.DataFrame, title: str, libraries: dict[str, str] = LIBRARIES) -> str:
+    """The budget table as markdown: one row per budget, one column per library, then P(project > peer)."""
+    improvement, peer = improvement_label(libraries), PEERS[peer_of(libraries)][0]
     lines = [f"**{title}** (deterministic eval return, mean of the evaluation episodes; IQM over seeds "
-             "[95% bootstrap CI], n = seeds that reached the step; P(project > SB3) = the probability that a seed "
-             "of this project scores higher than a seed of SB3 there, 0.5 = no difference)", "",
-             "| env steps | " + " | ".join(LIBRARIES[lib] for lib in LIBRARIES) + " | P(project > SB3) |",
-             "|---|" + "---|" * (len(LIBRARIES) + 1)]
+             f"[95% bootstrap CI], n = seeds that reached the step; {improvement} = the probability that a seed "
+             f"of this project scores higher than a seed of {peer} there, 0.5 = no difference)", "",
+             "| env steps | " + " | ".join(libraries.values()) + f" | {improvement} |",
+             "|---|" + "---|" * (len(libraries) + 1)]
     for row in table.to_dict("records"):
-        lines.append(f"| {row['env_steps']:,} | " + " | ".join(budget_cells(row)) + " |")
+        lines.append(f"| {row['env_steps']:,} | " + " | ".join(budget_cells(row, libraries)) + " |")
     return "\n".join(lines) + "\n"
 
 
-def plot(frame: pd.DataFrame, title: str, png: Path) -> None:
+def plot(frame: pd.DataFrame, title: str, png: Path, libraries: dict[str, str] = LIBRARIES) -> None:
     """Per library: the IQM over seeds against env steps and its 95% bootstrap CI band (SoftActorCritic.plotting)."""
     figure, axis = plt.subplots(figsize=(8, 4.6))
-    for index, library in enumerate(LIBRARIES):
+    for index, library in enumerate(libraries):
         own = frame[frame["library"] == library]
         if own.empty:
             continue
         seeds = own["seed"].nunique()
         finished = own.groupby("seed")["complete"].all().sum()
-        label = f"{LIBRARIES[library]}: {seeds} seed{'s' if seeds > 1 else ''}"
+        label = f"{libraries[library]}: {seeds} seed{'s' if seeds > 1 else ''}"
         if finished < seeds:
             label += f" ({seeds - finished} unfinished)"
         draw_curve(axis, band_curve(own, "eval_return_mean"), f"C{index}", label)
@@ -212,18 +243,18 @@ def plot(frame: pd.DataFrame, title: str, png: Path) -> None:
 
 
 def write_report(folder: Path, title: str, budgets: tuple[int, ...], runs: list[Run], argv: list[str],
-                 console: Console, quiet: bool = False) -> None:
+                 console: Console, quiet: bool = False, libraries: dict[str, str] = LIBRARIES) -> None:
     """Write the task's evaluations.csv, curves.png, table.md and command.txt in `folder`; print the table unless
-    quiet."""
+    quiet. `libraries`: the task's two (library_names)."""
     frame = assemble(runs)
     if frame.empty:  # no run has started: no empty files to commit
         console.print(f"{folder.name}: no evaluations yet")
         return
     folder.mkdir(parents=True, exist_ok=True)
     save_results(frame, folder / "evaluations.csv", float_format="%.2f")
-    plot(frame, title, folder / "curves.png")
-    table = budget_table(frame, budgets)
-    (folder / "table.md").write_text(markdown_table(table, title))
+    plot(frame, title, folder / "curves.png", libraries)
+    table = budget_table(frame, budgets, libraries)
+    (folder / "table.md").write_text(markdown_table(table, title, libraries))
     lines = [f"# {datetime.datetime.now():%Y-%m-%d %H:%M}",
              f"python -m benchmarks.learning_benchmark {shlex.join(argv)}", "",
              "# runs (status at the end of this invocation)"]
@@ -234,6 +265,6 @@ def write_report(folder: Path, title: str, budgets: tuple[int, ...], runs: list[
         lines += [f"{run.library} seed {run.seed}: {status}", f"  {display(run.command)}"]
     (folder / "command.txt").write_text("\n".join(lines) + "\n")
     if not quiet:
-        print_table(console, title, ["env steps", *(f"{library}: IQM [95% CI], n" for library in LIBRARIES),
-                                     "P(project > SB3)"],
-                    [[f"{row['env_steps']:,}", *budget_cells(row)] for row in table.to_dict("records")])
+        print_table(console, title, ["env steps", *(f"{library}: IQM [95% CI], n" for library in libraries),
+                                     improvement_label(libraries)],
+                    [[f"{row['env_steps']:,}", *budget_cells(row, libraries)] for row in table.to_dict("records")])

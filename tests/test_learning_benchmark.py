@@ -1,11 +1,13 @@
 """benchmarks/learning_benchmark.py and learning_report.py without training: records, CSV assembly, budget table
-(IQM, CI, P(project > SB3)), plot, skipping finished runs, locks."""
+(IQM, CI, P(project > peer)), plot, skipping finished runs, locks, the peer (SB3 or sbx) of a task. The peer runner
+itself needs the peer venv and is not run here (but its argument check is)."""
 from __future__ import annotations
 
 import io
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +16,7 @@ import threading
 import time
 import unittest
 from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import replace
 from pathlib import Path
 from unittest import mock
 
@@ -26,6 +29,10 @@ from blocAndTools.errors import stop_on_signals
 from blocAndTools.statistics import iqm_interval, probability_of_improvement
 
 TASK = learning_benchmark.QUICK_TASK  # Pendulum, 600 steps, epochs of 200: three evaluations per run
+# The same compared with sbx's DroQ configuration, our side still the general default (no spec file needed)
+SBX_TASK = replace(TASK, peer="sbx", peer_algo="droq")
+# A record of SB3's seed 1 on pendulum written before the peer runner learned sbx: its config has no "algo"
+OLD_SB3_RECORD = learning_report.REPO / "benchmarks/results/learning/pendulum/records/sb3-seed1.json"
 
 
 def evaluations(*returns: float) -> list[dict]:
@@ -33,13 +40,15 @@ def evaluations(*returns: float) -> list[dict]:
             for index, value in enumerate(returns)]
 
 
-def finishing_run():
-    """A stand-in for run_project / run_sb3 that finishes at once; the list collects (library, seed)."""
+def finishing_run(peer_returns: tuple[float, ...] = (-1000, -700, -400)):
+    """A stand-in for run_project / run_peer that finishes at once; the list collects (library, seed). Our runs
+    evaluate to -1000, -700, -400, the peer's to peer_returns."""
     started = []
 
     def fake_run(run, deadline, console):
         started.append((run.library, run.seed))
-        learning_report.write_record(run, evaluations(-1000, -700, -400), finished=True)
+        returns = (-1000, -700, -400) if run.library == "project" else peer_returns
+        learning_report.write_record(run, evaluations(*returns), finished=True)
         run.status = "finished"
 
     return started, fake_run
@@ -52,8 +61,8 @@ class LearningBenchmarkTestCase(unittest.TestCase):
         self.out_dir = Path(self.temporary.name) / "results"
         self.runs_dir = Path(self.temporary.name) / "runs"
 
-    def plan(self, library: str, seed: int):
-        return learning_benchmark.plan("pendulum", TASK, library, seed, self.out_dir, self.runs_dir)
+    def plan(self, library: str, seed: int, task=TASK, task_name: str = "pendulum"):
+        return learning_benchmark.plan(task_name, task, library, seed, self.out_dir, self.runs_dir)
 
 
 class TestRecordsAndAssembly(LearningBenchmarkTestCase):
@@ -158,6 +167,21 @@ sb3,1,2000,-90,1,True
         self.assertIn(f"| 2,000 | -135 [{two.low:.0f}, {two.high:.0f}], n=2 | -90 [–], n=1 | 0.00 [–] |", text)
         self.assertIn("| 4,000 | -80 [–], n=1 |  |  |", text)
 
+    def test_an_sbx_tasks_table_and_plot_name_sbx(self) -> None:
+        frame = pd.read_csv(io.StringIO(self.CSV.replace("sb3,", "sbx,")))
+        libraries = learning_report.library_names("sbx", "crossq", "this project (experiments/crossq.yaml)")
+        table = learning_report.budget_table(frame, (1000, 2000, 3000, 4000), libraries)
+        self.assertAlmostEqual(table.set_index("env_steps").loc[1000, "p"], 6 / 20)  # against sbx's seeds
+        text = learning_report.markdown_table(table, "Pendulum", libraries)
+        self.assertIn("| env steps | this project (experiments/crossq.yaml) | sbx CrossQ | P(project > sbx) |", text)
+        figures = []
+        with tempfile.TemporaryDirectory() as folder, \
+                mock.patch.object(learning_report.plt, "close", side_effect=figures.append):
+            learning_report.plot(frame, "Pendulum", Path(folder) / "curves.png", libraries)
+        legend = [text.get_text() for text in figures[0].axes[0].get_legend().get_texts()]
+        self.assertEqual(legend, ["this project (experiments/crossq.yaml): 5 seeds (2 unfinished)",
+                                  "sbx CrossQ: 4 seeds"])
+
     def test_the_plot_draws_each_librarys_iqm_and_its_band(self) -> None:
         figures = []
         with tempfile.TemporaryDirectory() as folder, \
@@ -172,6 +196,84 @@ sb3,1,2000,-90,1,True
         self.assertEqual(len([c for c in axis.collections if isinstance(c, PolyCollection)]), 2)
 
 
+class TestPeers(LearningBenchmarkTestCase):
+    """A task's peer: SB3's SAC (the first tasks, whose records and commands stay as they were) or sbx's
+    algorithm (the SAC family's tasks)."""
+
+    def test_an_sbx_droq_tasks_peer_command_names_library_and_algorithm_with_our_eval_seeds(self) -> None:
+        project, sbx = (self.plan(library, 3, SBX_TASK, "pendulum_droq") for library in ("project", "sbx"))
+        command = sbx.command
+        self.assertEqual(command[:6], [str(learning_benchmark.PEER_PYTHON), str(learning_benchmark.PEER_RUNNER),
+                                       "--library", "sbx", "--algo", "droq"])
+        self.assertEqual(command[command.index("--eval-seeds") + 1], ",".join(map(str, project.config["eval_seeds"])))
+        self.assertEqual(command[command.index("--eval-interval") + 1], "200")
+        self.assertEqual((sbx.config["eval_seeds"], sbx.config["algo"]), (project.config["eval_seeds"], "droq"))
+        self.assertEqual(sbx.record, self.out_dir / "pendulum_droq" / "records" / "sbx-seed3.json")
+        self.assertEqual(sbx.work_dir, self.runs_dir / "pendulum_droq" / "sbx" / "seed3")
+        with self.assertRaises(ValueError):  # the task's peer is sbx
+            self.plan("sb3", 3, SBX_TASK, "pendulum_droq")
+
+    def test_the_family_tasks_come_after_the_first_ones_against_sbx(self) -> None:
+        tasks = learning_benchmark.TASKS
+        self.assertEqual(list(tasks), ["pendulum", "lunarlander", "halfcheetah", "hopper", "walker2d",
+                                       "pendulum_droq", "pendulum_crossq", "hopper_droq", "hopper_crossq"])
+        self.assertTrue(all(tasks[name].peer == "sb3" and tasks[name].spec is None for name in list(tasks)[:5]))
+        for name in ("pendulum_droq", "pendulum_crossq", "hopper_droq", "hopper_crossq"):
+            base, algo = name.split("_")
+            task = tasks[name]
+            self.assertEqual((task.peer, task.peer_algo, task.spec), ("sbx", algo, f"experiments/{algo}.yaml"), name)
+            self.assertEqual((task.env_id, task.seeds, task.overrides, task.peer_learning_starts),
+                             (tasks[base].env_id, tasks[base].seeds, tasks[base].overrides,
+                              tasks[base].peer_learning_starts), name)
+            steps = 5_000 if base == "pendulum" else 50_000
+            self.assertEqual((task.steps, task.budgets), (steps, tuple(steps // 5 * k for k in range(1, 6))), name)
+        self.assertEqual(tasks["pendulum_droq"].seeds, 5)
+        self.assertEqual((tasks["hopper_crossq"].seeds, tasks["hopper_crossq"].peer_learning_starts), (3, 10_000))
+        with self.assertRaises(ValueError):  # SB3 has SAC only
+            replace(TASK, peer_algo="droq")
+
+    def test_an_sb3_record_written_before_sbx_joined_is_still_read(self) -> None:
+        old = json.loads(OLD_SB3_RECORD.read_text())
+        self.assertNotIn("algo", old["config"])  # the format this test is about
+        run = learning_benchmark.plan("pendulum", learning_benchmark.TASKS["pendulum"], "sb3", 1, self.out_dir,
+                                      self.runs_dir)
+        run.record.parent.mkdir(parents=True)
+        shutil.copy(OLD_SB3_RECORD, run.record)
+        self.assertEqual(learning_report.read_record(run), old)
+        frame = learning_report.assemble([run])
+        self.assertEqual((len(frame), frame["complete"].all()), (10, True))
+        # the same command, but for the runner's new name
+        self.assertEqual(learning_report.display(run.command),
+                         old["command"].replace("peers/sb3_learning.py", "peers/peer_learning.py"))
+        # its evaluations as an unfinished run's too
+        run.work_dir.mkdir(parents=True)
+        (run.work_dir / "partial.json").write_text(json.dumps({**old, "finished": False}))
+        self.assertEqual(learning_report.unfinished_evaluations(run), old["evaluations"])
+        # another algorithm's record is not SB3's SAC
+        run.record.write_text(json.dumps({**old, "config": {**old["config"], "algo": "droq"}}))
+        self.assertIsNone(learning_report.read_record(run))
+
+    def test_an_sbx_tasks_report_names_sbx(self) -> None:
+        started, fake_run = finishing_run(peer_returns=(-1100, -800, -500))
+        with mock.patch.dict(learning_benchmark.TASKS, {"pendulum_droq": SBX_TASK}), \
+                mock.patch.object(learning_benchmark, "run_project", fake_run), \
+                mock.patch.object(learning_benchmark, "run_peer", fake_run), redirect_stdout(io.StringIO()) as out:
+            self.assertEqual(learning_benchmark.main(["--tasks", "pendulum_droq", "--seeds", "1", "--out-dir",
+                                                      str(self.out_dir), "--runs-dir", str(self.runs_dir)]), 0)
+        self.assertEqual(started, [("project", 1), ("sbx", 1)])
+        folder = self.out_dir / "pendulum_droq"
+        self.assertTrue((folder / "records" / "sbx-seed1.json").is_file())
+        table = (folder / "table.md").read_text()
+        self.assertIn("| env steps | this project (SAC v1) | sbx DroQ | P(project > sbx) |", table)
+        self.assertIn("P(project > sbx) = the probability that a seed of this project scores higher than a seed of "
+                      "sbx there", table)
+        self.assertIn("| 600 | -400 [–], n=1 | -500 [–], n=1 | 1.00 [–] |", table)
+        self.assertNotIn("SB3", table)
+        self.assertIn("P(project > sbx)", out.getvalue())
+        self.assertIn("sbx seed 1: finished", (folder / "command.txt").read_text())
+        self.assertEqual(set(pd.read_csv(folder / "evaluations.csv")["library"]), {"project", "sbx"})
+
+
 class TestResumability(LearningBenchmarkTestCase):
     def main(self, *extra: str) -> int:
         with mock.patch.object(learning_benchmark, "QUICK_TASK", TASK), \
@@ -184,7 +286,7 @@ class TestResumability(LearningBenchmarkTestCase):
             learning_report.write_record(self.plan(library, 1), evaluations(-900, -500, -200), finished=True)
         never = mock.Mock(side_effect=AssertionError("a finished run was started again"))
         with mock.patch.object(learning_benchmark, "run_project", never), \
-                mock.patch.object(learning_benchmark, "run_sb3", never):
+                mock.patch.object(learning_benchmark, "run_peer", never):
             self.assertEqual(self.main(), 0)
         folder = self.out_dir / "pendulum"
         self.assertEqual(len(pd.read_csv(folder / "evaluations.csv")), 6)
@@ -196,7 +298,7 @@ class TestResumability(LearningBenchmarkTestCase):
         started, fake_run = finishing_run()
         learning_report.write_record(self.plan("sb3", 1), evaluations(-900, -500, -200), finished=True)
         with mock.patch.object(learning_benchmark, "run_project", fake_run), \
-                mock.patch.object(learning_benchmark, "run_sb3", fake_run), redirect_stdout(io.StringIO()) as out:
+                mock.patch.object(learning_benchmark, "run_peer", fake_run), redirect_stdout(io.StringIO()) as out:
             self.assertEqual(self.main(), 0)
         self.assertEqual(started, [("project", 1)])
         self.assertEqual(out.getvalue().count("Pendulum-v1"), 1, "the table is printed once, at the end")
@@ -249,9 +351,15 @@ class TestResumability(LearningBenchmarkTestCase):
             self.assertTrue(mine)
 
     def test_bad_arguments_exit_2_with_one_line(self) -> None:
-        for bad in (["--tasks", "walker"], ["--libraries", "sbx"], ["--seeds", "0"]):
-            with self.subTest(bad=bad), redirect_stderr(io.StringIO()) as stderr, self.assertRaises(SystemExit) as exit:
-                learning_benchmark.main(bad)
+        """Should the check miss one, nothing is trained and the committed results are not touched."""
+        never = mock.Mock(side_effect=AssertionError("a run was started"))
+        safe = ["--report-only", "--out-dir", str(self.out_dir), "--runs-dir", str(self.runs_dir)]
+        for bad in (["--tasks", "walker"], ["--tasks", "pendulum,pendulum_sac"], ["--libraries", "sb3,jax"],
+                    ["--seeds", "0"]):
+            with self.subTest(bad=bad), redirect_stderr(io.StringIO()) as stderr, \
+                    mock.patch.multiple(learning_benchmark, run_project=never, run_peer=never), \
+                    self.assertRaises(SystemExit) as exit:
+                learning_benchmark.main([*bad, *safe])
             self.assertEqual(exit.exception.code, 2)
             self.assertEqual(len(stderr.getvalue().strip().splitlines()), 1)
 
@@ -286,12 +394,12 @@ class TestChildren(LearningBenchmarkTestCase):
         self.assertEqual(str(stop.exception), "signal")
         self.assertEqual(log.read_text().splitlines()[-2:], ["ready", "checkpoint written"])
 
-    def sb3_stand_in(self, *lines: str, exit_code: int = 0):
-        """SB3's seed-1 run with a child that prints `lines` on stdout and exits with exit_code."""
-        run = self.plan("sb3", 1)
+    def sb3_stand_in(self, *lines: str, exit_code: int = 0, run=None):
+        """SB3's seed-1 run (or `run`) with a child that prints `lines` on stdout and exits with exit_code."""
+        run = run or self.plan("sb3", 1)
         run.command = [sys.executable, "-c", f"import sys; print({chr(10).join(lines)!r}); sys.exit({exit_code})"]
         with mock.patch.object(learning_benchmark, "PEER_PYTHON", Path(sys.executable)):
-            learning_benchmark.run_sb3(run, math.inf, mock.Mock())
+            learning_benchmark.run_peer(run, math.inf, mock.Mock())
         return run
 
     def test_sb3s_json_lines_make_its_record(self) -> None:
@@ -302,6 +410,29 @@ class TestChildren(LearningBenchmarkTestCase):
         record = learning_report.read_record(run)
         self.assertEqual(record["evaluations"], evaluations(-1000, -500))
         self.assertEqual(record["sb3"], {key: done[key] for key in ("versions", "hyperparameters", "torch_threads")})
+
+    def test_sbxs_json_lines_make_its_record_under_its_name(self) -> None:
+        run = self.plan("sbx", 1, SBX_TASK, "pendulum_droq")
+        done = {"done": True, "env_steps": 600, "wall_time_s": 9.0, "library": "sbx", "algo": "droq",
+                "xla_cpu_pool_cpus": 1, "versions": {"sbx-rl": "0.28.0"}, "hyperparameters": {"policy_delay": 20}}
+        self.sb3_stand_in(json.dumps(evaluations(-1000)[0]), json.dumps(done), run=run)
+        self.assertEqual(run.status, "finished")
+        record = learning_report.read_record(run)
+        self.assertEqual((record["library"], record["config"]["algo"]), ("sbx", "droq"))
+        self.assertEqual(record["sbx"], {key: value for key, value in done.items()
+                                         if key not in ("done", "env_steps", "wall_time_s")})
+        self.assertNotIn("sb3", record)
+        self.assertTrue((self.runs_dir / "pendulum_droq" / "sbx" / "seed1" / "sbx.jsonl").is_file())
+
+    def test_the_peer_runner_refuses_an_algorithm_its_library_does_not_have(self) -> None:
+        """Checked before torch or JAX is imported: this runs without the peer venv."""
+        done = subprocess.run([sys.executable, str(learning_benchmark.PEER_RUNNER), "--library", "sb3", "--algo",
+                               "droq", "--env", "Pendulum-v1", "--seed", "1", "--steps", "10", "--eval-interval", "5",
+                               "--eval-seeds", "1", "--learning-starts", "1"], capture_output=True, text=True,
+                              timeout=120)
+        self.assertEqual(done.returncode, 2, done.stderr)
+        self.assertIn("--algo droq: sb3 runs sac only", done.stderr)
+        self.assertEqual(done.stdout, "")
 
     def test_a_failed_sb3_run_leaves_a_partial_record_of_its_evaluations(self) -> None:
         run = self.sb3_stand_in(json.dumps(evaluations(-1000)[0]), exit_code=1)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Creates the peer virtual environment benchmarks/peers/.venv (Stable-Baselines3, sbx, torch,
-# JAX) used by benchmarks/peer_benchmark.py, which runs peer_sac.py in it as a subprocess.
+# JAX) used by benchmarks/peer_benchmark.py, which runs peer_sac.py in it as a subprocess, and by
+# benchmarks/learning_benchmark.py, which runs peer_learning.py in it the same way.
 #   bash benchmarks/peers/setup.sh          (idempotent: a second run only checks)
 # torch==2.13.0 (the CPU build, see requirements.txt) goes in first, on its own, so that
 # installing stable-baselines3 afterwards finds torch satisfied and pulls no other build.

@@ -1,0 +1,224 @@
+"""One training run of a peer library (Stable-Baselines3 or sbx), evaluated the way this project evaluates its own.
+
+Runs only inside the peer virtual environment (benchmarks/peers/.venv): this project never
+imports torch, JAX, SB3 or sbx, and this file imports nothing of the project. The learning
+benchmark (benchmarks/learning_benchmark.py) calls it as a subprocess and reads its stdout, where
+it prints one JSON line per evaluation and a last line {"done": true, ...} with the versions and
+the hyperparameters actually used; everything the libraries print goes to stderr.
+
+    python peer_learning.py --env Pendulum-v1 --seed 1 --steps 10000 --eval-interval 1000 \\
+        --eval-seeds 11,22,33 --learning-starts 100                                   # SB3 SAC
+    python peer_learning.py --library sbx --algo droq --env Hopper-v5 --seed 1 --steps 50000 \\
+        --eval-interval 5000 --eval-seeds 11,22,33,44,55 --learning-starts 10000
+
+(Named sb3_learning.py until sbx joined: the learning records written before keep that name in
+their command.)
+
+Configurations (--library, --algo), each with --learning-starts from the caller (per task) and
+otherwise the library's defaults:
+- sb3 sac (the default): SB3 2.9's SAC defaults (MlpPolicy net_arch [256, 256], lr 3e-4, buffer 1e6,
+  batch 256, tau 0.005, gamma 0.99, train_freq 1, gradient_steps 1, ent_coef 'auto' with target
+  entropy -|A|). SB3 has SAC only here (no dropout / layer-norm critics, no policy_delay).
+- sbx sac: sbx.SAC's defaults, the same values as SB3's (its networks in JAX/Flax).
+- sbx droq: sbx.SAC with gradient_steps=20, policy_delay=20 and
+  policy_kwargs=dict(dropout_rate=0.01, layer_norm=True): the DroQ configuration of sbx's README
+  ("Note about DroQ": DroQ is a special configuration of SAC since sbx 0.16; its paper
+  hyperparameters there are exactly these three settings plus learning_starts, which stays the
+  task's); everything else stays sbx.SAC's default (lr 3e-4 for both networks, two critics, the
+  target is the min over them).
+- sbx crossq: sbx.CrossQ's defaults (lr 1e-3, Adam b1 0.5, policy_delay 3, no target network,
+  batch renormalisation in actor and critics, actor [256, 256], critics [1024, 1024]).
+
+Threads, one core per run as far as each library allows: torch.set_num_threads(1) for SB3. JAX
+has no thread setting, and the XLA_FLAGS usually suggested for it (--xla_cpu_multi_thread_eigen=false,
+intra_op_parallelism_threads=1) do nothing in jax 0.10 (measured: the same five busy threads;
+the second item is not an XLA flag at all). XLA sizes its CPU thread pool from the CPUs the process
+may run on when the backend starts, so for sbx this process is pinned to one core while JAX creates
+its CPU backend (JAX_PLATFORMS=cpu) and every thread is released to all cores right after: the
+pool is sized for one core (measured: one busy compute thread instead of five), the scheduler
+still places the threads. "xla_cpu_pool_cpus" in the done line says whether that was done.
+
+Evaluation, identical to the project's agent: every --eval-interval env steps (a callback at
+num_timesteps = k * interval; SB3 and sbx call it after the env step and before that step's
+gradient steps), one episode per seed of --eval-seeds on a separate environment, reset(seed=s),
+actions model.predict(obs, deterministic=True) (tanh of the mean, rescaled to the bounds), until
+terminated or truncated (the environment's own time limit); the line reports the mean and the
+population std of the returns. Not resumable mid-run: SB3 and sbx save models with pickle, which
+this project does not use; an interrupted run is rerun from the start by the benchmark.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import time
+from importlib import metadata
+
+import gymnasium as gym
+import numpy as np
+
+# One clean JSON stream on stdout: keep the real stdout for it, send fd 1 to stderr (the imports above print
+# nothing; torch, JAX, SB3 and sbx, imported in main, go to stderr).
+_JSON_OUT = os.fdopen(os.dup(1), "w")
+os.dup2(2, 1)
+
+ALGOS = {"sb3": ("sac",), "sbx": ("sac", "droq", "crossq")}
+DROQ = {"gradient_steps": 20, "policy_delay": 20, "policy_kwargs": {"dropout_rate": 0.01, "layer_norm": True}}
+VERSIONS = {"sb3": ("stable_baselines3", "torch", "gymnasium"),
+            "sbx": ("sbx-rl", "stable_baselines3", "jax", "jaxlib", "flax", "optax", "gymnasium")}
+
+
+def emit(record: dict) -> None:
+    """One JSON line on the real stdout, flushed at once (a run stopped midway keeps every line printed so far)."""
+    _JSON_OUT.write(json.dumps(record) + "\n")
+    _JSON_OUT.flush()
+
+
+def evaluate(model, env: gym.Env, seeds: list[int]) -> list[float]:
+    """Undiscounted returns of one deterministic episode per reset seed."""
+    returns = []
+    for seed in seeds:
+        obs, _ = env.reset(seed=seed)
+        done, total = False, 0.0
+        while not done:
+            action, _ = model.predict(obs, deterministic=True)
+            obs, reward, terminated, truncated, _ = env.step(action)
+            total += float(reward)
+            done = terminated or truncated
+        returns.append(total)
+    return returns
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'1,2,3' -> [1, 2, 3]; an error names the bad item."""
+    try:
+        return [int(item) for item in text.split(",") if item.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--eval-seeds must be comma-separated integers, got {text!r}") from None
+
+
+def start_jax_on_one_core() -> int | None:
+    """Start JAX's CPU backend with its thread pool sized for one core, then release every thread to all the cores
+    it may use (see the module docstring); the pool's CPU count, None where the OS has no affinity call."""
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    if not hasattr(os, "sched_setaffinity"):
+        import jax
+        jax.devices()
+        return None
+    allowed = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(allowed)})
+    import jax
+    jax.devices()  # the CPU client and its intra-op thread pool are created here
+    for thread in os.listdir("/proc/self/task"):
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            os.sched_setaffinity(int(thread), allowed)
+    return 1
+
+
+def make_model(library: str, algo: str, env: gym.Env, learning_starts: int, seed: int):
+    """The model of (library, algo) with the configuration of the module docstring."""
+    if library == "sb3":
+        from stable_baselines3 import SAC
+        return SAC("MlpPolicy", env, learning_starts=learning_starts, seed=seed, device="cpu", verbose=0)
+    from sbx import SAC, CrossQ
+    if algo == "crossq":
+        return CrossQ("MlpPolicy", env, learning_starts=learning_starts, seed=seed, verbose=0)
+    return SAC("MlpPolicy", env, learning_starts=learning_starts, seed=seed, verbose=0,
+               **(DROQ if algo == "droq" else {}))
+
+
+def plain(value):
+    """A JSON-ready copy of a hyperparameter (numpy scalars, tuples and named tuples become numbers and lists)."""
+    if isinstance(value, dict):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(item) for item in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return getattr(value, "__name__", repr(value))
+
+
+def sbx_hyperparameters(model) -> dict:
+    """The settings the sbx model trains with, read back from it (its defaults included)."""
+    policy = model.policy
+    found = {"algorithm": type(model).__name__, "learning_rate": model.learning_rate,
+             "qf_learning_rate": model.qf_learning_rate, "buffer_size": model.buffer_size,
+             "batch_size": model.batch_size, "gamma": model.gamma,
+             "learning_starts": model.learning_starts, "train_freq": [model.train_freq.frequency,
+                                                                      model.train_freq.unit.value],
+             "gradient_steps": model.gradient_steps, "policy_delay": model.policy_delay,
+             "ent_coef": model.ent_coef_init, "target_entropy": model.target_entropy,
+             "net_arch": {"pi": policy.net_arch_pi, "qf": policy.net_arch_qf}, "n_critics": policy.n_critics,
+             "dropout_rate": policy.dropout_rate, "layer_norm": policy.layer_norm,
+             "activation_fn": policy.activation_fn, "optimizer": policy.optimizer_class,
+             "optimizer_kwargs": policy.optimizer_kwargs}
+    if type(model).__name__ != "CrossQ":  # CrossQ has no target networks (its tau attribute is unused)
+        found["tau"] = model.tau
+    for name in ("batch_norm", "batch_norm_actor", "batch_norm_momentum", "renorm_warmup_steps"):  # CrossQ's
+        if hasattr(policy, name):
+            found[name] = getattr(policy, name)
+    return plain(found)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--library", choices=tuple(ALGOS), default="sb3", help="sb3 (PyTorch) or sbx (JAX)")
+    parser.add_argument("--algo", choices=ALGOS["sbx"], default="sac", help="sac; droq and crossq: sbx only")
+    parser.add_argument("--env", required=True, help="gymnasium id, e.g. Pendulum-v1")
+    parser.add_argument("--env-kwargs", default="{}", help='JSON object for gym.make, e.g. {"continuous": true}')
+    parser.add_argument("--seed", type=int, required=True, help="the model's seed: networks, buffer, env, actions")
+    parser.add_argument("--steps", type=int, required=True, help="total_timesteps")
+    parser.add_argument("--eval-interval", type=int, required=True, help="env steps between two evaluations")
+    parser.add_argument("--eval-seeds", type=parse_seeds, required=True, help="reset seeds of the eval episodes")
+    parser.add_argument("--learning-starts", type=int, required=True, help="random-action steps before learning")
+    args = parser.parse_args()
+    try:
+        env_kwargs = json.loads(args.env_kwargs)
+        assert isinstance(env_kwargs, dict)
+    except (json.JSONDecodeError, AssertionError):
+        parser.error(f"--env-kwargs must be a JSON object, got {args.env_kwargs!r}")
+    if args.steps <= 0 or args.eval_interval <= 0 or not args.eval_seeds:
+        parser.error("--steps and --eval-interval must be positive and --eval-seeds non-empty")
+    if args.algo not in ALGOS[args.library]:
+        parser.error(f"--algo {args.algo}: {args.library} runs {', '.join(ALGOS[args.library])} only")
+
+    if args.library == "sb3":
+        import torch
+        torch.set_num_threads(1)
+        threads = {"torch_threads": torch.get_num_threads()}
+    else:
+        threads = {"xla_cpu_pool_cpus": start_jax_on_one_core()}
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    eval_env = gym.make(args.env, **env_kwargs)
+    start = time.perf_counter()
+
+    class Evaluate(BaseCallback):
+        def _on_step(self) -> bool:
+            if self.num_timesteps % args.eval_interval == 0:
+                returns = evaluate(self.model, eval_env, args.eval_seeds)
+                emit({"env_steps": int(self.num_timesteps), "gradient_steps": int(self.model._n_updates),
+                      "eval_return_mean": float(np.mean(returns)), "eval_return_std": float(np.std(returns)),
+                      "wall_time_s": round(time.perf_counter() - start, 1)})
+            return True
+
+    model = make_model(args.library, args.algo, gym.make(args.env, **env_kwargs), args.learning_starts, args.seed)
+    model.learn(total_timesteps=args.steps, callback=Evaluate())
+    if args.library == "sb3":
+        hyperparameters = {"learning_rate": model.learning_rate, "buffer_size": model.buffer_size,
+                           "batch_size": model.batch_size, "tau": model.tau, "gamma": model.gamma,
+                           "learning_starts": model.learning_starts, "ent_coef": "auto", "net_arch": [256, 256]}
+    else:
+        hyperparameters = sbx_hyperparameters(model)
+    emit({"done": True, "env_steps": int(model.num_timesteps), "wall_time_s": round(time.perf_counter() - start, 1),
+          "library": args.library, "algo": args.algo, **threads,
+          "versions": {name: metadata.version(name) for name in VERSIONS[args.library]},
+          "hyperparameters": hyperparameters})
+
+
+if __name__ == "__main__":
+    sys.exit(main())
