@@ -1,8 +1,8 @@
 """SoftActorCriticBrain: the networks, their optimizers and ONE compiled update step.
 
-Every variant of the spec (v1/v2, fixed or learned alpha, single/double/clipped Q
+Every variant of the spec (v1/v2/crossq, fixed or learned alpha, single/double/clipped Q
 backup over 2 or N critics (REDQ's random subset), critic dropout and layer norm (DroQ),
-reparametrized or REINFORCE actor gradient, entropy-only or frozen actor) is a
+reparametrized or REINFORCE actor gradient, entropy-only or frozen actor, delayed actor updates) is a
 branch taken once, when the update is traced; the step itself stays one `tf.function`
 (train_step), and K steps on K minibatches are one call of another (train_steps). The loss
 formulas are the pure functions of SoftActorCritic/losses.py.
@@ -12,6 +12,7 @@ eta reward_scaling, gamma discount_factor, tau target_smoothing_coefficient.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import keras
@@ -24,7 +25,7 @@ from blocAndTools.replay_buffer import Minibatch, row_width, transition_columns
 from blocAndTools.seeding import stream_seed
 from SoftActorCritic import losses
 from SoftActorCritic.networks import (
-    actor_variables,
+    actor_weights,
     build_gaussian_policy,
     build_state_action_value,
     build_state_value,
@@ -37,8 +38,9 @@ class SoftActorCriticBrain:
     """The five SAC v1 networks (phi, V_psi, frozen_V_psi, Q_theta_1, Q_theta_2), or those of a variant.
 
     v1 with q_backup single has no Q_theta_2, num_critics N > 2 adds Q_theta_3..N; v2 has no V_psi / frozen_V_psi
-    but frozen_Q_theta_1..N. Seeds the initial weights and the noises from spec.seed's streams
-    (blocAndTools.seeding).
+    but frozen_Q_theta_1..N; crossq has neither, no frozen network at all, and batch renormalisation in phi and the
+    Q_theta (its running statistics are non-trainable variables of those models). Seeds the initial weights and the
+    noises from spec.seed's streams (blocAndTools.seeding).
     """
 
     def __init__(self, spec: ExperimentSpec, obs_dim: int, act_dim: int, jit_compile_steps: bool = True) -> None:
@@ -47,15 +49,16 @@ class SoftActorCriticBrain:
         self.spec, self.obs_dim, self.act_dim = spec, obs_dim, act_dim
         keras.utils.set_random_seed(stream_seed(spec.seed, "networks"))
         topo, activation, norm = spec.theta_nn_h_layer_topo, spec.hidden_activation, spec.critic_layer_norm
+        crossq = spec.variant == "crossq"  # batch renormalisation in phi and the critics, no frozen networks
         n_critics = 1 if spec.q_backup == "single" else spec.num_critics
         if spec.critic_dropout:  # the masks of every critic call (DroQ); checkpointed
             self.dropout_noise = tf.random.Generator.from_seed(stream_seed(spec.seed, "critic_dropout"))
 
         def build_critic(name: str) -> keras.Model:
             return build_state_action_value(obs_dim, act_dim, topo, activation, name, norm, spec.critic_dropout,
-                                            getattr(self, "dropout_noise", None))
+                                            getattr(self, "dropout_noise", None), batch_renorm=crossq)
 
-        self.phi = build_gaussian_policy(obs_dim, act_dim, spec.phi_nn_h_layer_topo, activation)
+        self.phi = build_gaussian_policy(obs_dim, act_dim, spec.phi_nn_h_layer_topo, activation, batch_renorm=crossq)
         self.critics = [build_critic(f"Q_theta_{i + 1}") for i in range(n_critics)]
         self.Q_theta_1 = self.critics[0]
         self.Q_theta_2 = self.critics[1] if n_critics >= 2 else None
@@ -63,9 +66,11 @@ class SoftActorCriticBrain:
             self.V_psi = build_state_value(obs_dim, spec.psi_nn_h_layer_topo, activation, "V_psi", norm)
             self.frozen_V_psi = build_state_value(obs_dim, spec.psi_nn_h_layer_topo, activation, "frozen_V_psi", norm)
             self.target_pairs = [(self.V_psi, self.frozen_V_psi)]
-        else:
+        elif spec.variant == "v2":
             self.frozen_critics = [build_critic(f"frozen_Q_theta_{i + 1}") for i in range(n_critics)]
             self.target_pairs = list(zip(self.critics, self.frozen_critics, strict=True))
+        else:  # crossq: the critics are their own targets
+            self.target_pairs = []
         for online, frozen in self.target_pairs:
             frozen.trainable = False
             polyak_update(online.trainable_variables, frozen.variables, tau=1.0)  # start as a hard copy
@@ -83,14 +88,15 @@ class SoftActorCriticBrain:
             self.trained_by_loss["pi_loss"] = self.phi.trainable_variables
         if spec.learns_alpha:
             self.trained_by_loss["alpha_loss"] = [self.log_alpha]
-        self.optimizers = {loss: FusedAdam(variables, self._learning_rate(loss), name=f"adam_{loss}")
+        # Adam's beta_1 is the spec's for the networks; log_alpha's keeps 0.9, as in sbx's CrossQ
+        self.optimizers = {loss: FusedAdam(variables, self._learning_rate(loss),
+                                           0.9 if loss == "alpha_loss" else spec.adam_beta1, name=f"adam_{loss}")
                            for loss, variables in self.trained_by_loss.items()}
 
         # Acting goes through a NumPy copy of phi: a TensorFlow call per action costs far more than the
         # forward pass. The update returns phi's new weights flat, so refreshing the copy costs one read.
         self.action_rng = np.random.default_rng(stream_seed(spec.seed, "action_noise"))  # eps of acting; checkpointed
-        self._actor_variables = actor_variables(self.phi)
-        self._actor_shapes = [tuple(variable.shape) for variable in self._actor_variables]
+        self._actor_shapes = [tuple(weight.shape) for weight in actor_weights(self.phi)]
         self._actor_splits = np.cumsum([int(np.prod(shape)) for shape in self._actor_shapes])[:-1]
         self._actor: NumpyActor | None = None  # None: rebuild before the next action
         self._new_actor_weights: tf.Tensor | None = None  # phi's weights flat, from the last train_step
@@ -234,28 +240,39 @@ class SoftActorCriticBrain:
 
     def _update(self, rows: tf.Tensor, noise: tuple[tf.Tensor, ...]) -> dict[str, tf.Tensor]:
         """One SAC update on the minibatch `rows` (batch, width) with the given noise (_draw_noise's): a gradient step
-        on every trained network, then the target update when it is due; counts itself in `updates`, returns its
-        metrics."""
+        on every trained network (on phi and log_alpha only when the update's number is a multiple of
+        actor_update_interval), then the target update when it is due; counts itself in `updates`, returns its
+        metrics (every loss at the weights before the update, the delayed ones too)."""
         obs, act, rew, next_obs, terminated = transition_columns(rows, self.obs_dim, self.act_dim)
         discount = rows[:, -1] if self.spec.n_step > 1 else None  # n-step rows: gamma^k per row
         with tf.GradientTape(persistent=True) as tape:
             metrics = self.compute_losses(obs, act, rew, next_obs, terminated, *noise, discount=discount)
+        step = self.updates.assign_add(1)  # this update's number, 1 for the first
+        actor_due = step % self.spec.actor_update_interval == 0
         for loss, variables in self.trained_by_loss.items():
-            gradients = tape.gradient(metrics[loss], variables)
-            self.optimizers[loss].apply_gradients(zip(gradients, variables, strict=True))
+            descend = functools.partial(self._descend, tape, loss, metrics[loss], variables)
+            if loss in ("pi_loss", "alpha_loss") and self.spec.actor_update_interval > 1:
+                tf.cond(actor_due, descend, lambda: None)  # their backward pass runs only when due (TD3, CrossQ)
+            else:
+                descend()
         del tape
 
         # Targets move every target_update_interval steps; tau = 0 on the other steps leaves them exactly
         # as they are, and keeps the graph free of control flow.
-        step = self.updates.assign_add(1)
         tau = tf.where(step % self.spec.target_update_interval == 0, self.spec.target_smoothing_coefficient, 0.0)
         for online, frozen in self.target_pairs:
             polyak_update(online.trainable_variables, frozen.variables, tau)
         return metrics
 
+    def _descend(self, tape: tf.GradientTape, loss: str, value: tf.Tensor, variables: list[tf.Variable]) -> None:
+        """One step of the loss's Adam on its variables, along the gradient of its value recorded on tape."""
+        gradients = tape.gradient(value, variables)
+        self.optimizers[loss].apply_gradients(zip(gradients, variables, strict=True))
+
     def _actor_weights_flat(self) -> tf.Tensor:
-        """phi's weights as one flat vector, in NumpyActor.from_arrays' order (one read instead of one per variable)."""
-        return tf.concat([tf.reshape(variable, [-1]) for variable in self._actor_variables], 0)
+        """phi's weights as one flat vector, in NumpyActor.from_arrays' order (one read instead of one per variable);
+        crossq: its batch renormalisation folded in (networks.actor_weights), phi in evaluation mode."""
+        return tf.concat([tf.reshape(weight, [-1]) for weight in actor_weights(self.phi)], 0)
 
     def compute_losses(self, obs: tf.Tensor, act: tf.Tensor, rew: tf.Tensor, next_obs: tf.Tensor,
                        terminated: tf.Tensor, eps: tf.Tensor, next_eps: tf.Tensor,
@@ -271,36 +288,51 @@ class SoftActorCriticBrain:
         obs, act, rew, next_obs, terminated = (tf.convert_to_tensor(x, tf.float32)
                                                 for x in (obs, act, rew, next_obs, terminated))
         spec, alpha, n_samples = self.spec, self.alpha, self.spec.num_actor_samples
+        crossq = spec.variant == "crossq"
         discount = spec.discount_factor if discount is None else tf.convert_to_tensor(discount, tf.float32)
         metrics: dict[str, tf.Tensor] = {}
+        # crossq: a network called in training mode (batch statistics) moves its running statistics; each network is
+        # evaluated with its running statistics (evaluation mode) before that, so every loss sees the same ones.
 
-        # a~ ~ pi(.|s): n_samples fresh actions per state, rows ordered (sample k, state i)
-        mu, log_std = self.phi(obs)
+        if spec.variant != "v1":  # a' ~ pi(.|s') for the targets (crossq: phi in evaluation mode, as sbx)
+            next_mu, next_log_std = self.phi(next_obs)
+            next_act, next_log_pi = squashed_sample(next_mu, next_log_std, next_eps)
+
+        # a~ ~ pi(.|s): n_samples fresh actions per state, rows ordered (sample k, state i); crossq: phi in training
+        # mode (batch statistics of s)
+        mu, log_std = self.phi(obs, training=crossq)
         new_act, log_pi = squashed_sample(tf.tile(mu, [n_samples, 1]), tf.tile(log_std, [n_samples, 1]), eps,
                                           reparametrize=spec.actor_gradient == "reparametrize")
         obs_k = tf.tile(obs, [n_samples, 1])
         in_subset = None if subset_uniform is None else losses.random_subset(subset_uniform, spec.critic_subset)
-        q_fresh = [critic([obs_k, new_act])[:, 0] for critic in self.critics]
+        q_fresh = [critic([obs_k, new_act])[:, 0] for critic in self.critics]  # crossq: evaluation mode, as sbx
         q_new = losses.policy_value(q_fresh, spec.q_backup, in_subset)  # the actor's judge of a~
 
-        # V'(s') of each critic's target: frozen_V_psi(s') (v1), or Q'(s', a') - alpha * log pi(a'|s') (v2)
+        # V'(s') of each critic's target: frozen_V_psi(s') (v1), or Q'(s', a') - alpha * log pi(a'|s') with Q' the
+        # frozen critics (v2) or the critics themselves (crossq)
         if spec.variant == "v1":
             frozen_v = self.frozen_V_psi(next_obs)[:, 0]
             next_values = [frozen_v] * len(self.critics)
         else:
-            next_mu, next_log_std = self.phi(next_obs)
-            next_act, next_log_pi = squashed_sample(next_mu, next_log_std, next_eps)
-            frozen_q = [frozen([next_obs, next_act])[:, 0] for frozen in self.frozen_critics]
+            if crossq:
+                # CrossQ: each critic evaluates (s, a) and (s', a') in ONE training-mode forward pass, so its batch
+                # renormalisation normalises both with the statistics of the joint batch; the target half goes
+                # into y, which q_target stops the gradient of
+                joint_obs, joint_act = tf.concat([obs, next_obs], 0), tf.concat([act, next_act], 0)
+                q_data, next_q = zip(*(tf.split(critic([joint_obs, joint_act], training=True)[:, 0], 2)
+                                       for critic in self.critics), strict=True)
+            else:
+                next_q = [frozen([next_obs, next_act])[:, 0] for frozen in self.frozen_critics]
             next_values = [losses.soft_value(q, next_log_pi, alpha)
-                           for q in losses.q_backup(frozen_q, spec.q_backup, in_subset)]
+                           for q in losses.q_backup(next_q, spec.q_backup, in_subset)]
 
         # J_Q(theta_i) = 0.5 * mean((Q_theta_i(s, a) - y_i)^2),  y_i = eta * r + gamma * (1 - d) * V'_i(s')
         # (n-step rows: r the discounted sum of k rewards, gamma^k in place of gamma, s' the k-th next state)
         for i, critic in enumerate(self.critics):
             y = losses.q_target(rew, terminated, next_values[i], spec.reward_scaling, discount)
-            q_data = critic([obs, act])[:, 0]
-            metrics[f"q{i + 1}_loss"] = losses.critic_loss(q_data, y)
-            metrics[f"q{i + 1}_mean"] = tf.reduce_mean(q_data)
+            q = q_data[i] if crossq else critic([obs, act])[:, 0]
+            metrics[f"q{i + 1}_loss"] = losses.critic_loss(q, y)
+            metrics[f"q{i + 1}_mean"] = tf.reduce_mean(q)
 
         if spec.variant == "v1":
             # J_V(psi) = 0.5 * mean((V_psi(s) - mean_k[Q(s, a~) - alpha * log pi(a~|s)])^2), Q the backup value

@@ -3,6 +3,7 @@
 phi:         s -> (mu, log_std), log_std clipped to [-20, 2]         (the Gaussian actor)
 V_psi:       s -> V(s)                                                (soft state value, SAC v1)
 Q_theta_i:   (s, a) -> Q(s, a)                                        (the N soft Q functions, twins by default)
+(crossq: phi and the Q_theta with batch renormalisation, see blocAndTools.nn_blocs.build_mlp)
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from blocAndTools.nn_blocs import build_mlp
+from blocAndTools.nn_blocs import BatchRenorm, build_mlp
 from SoftActorCritic.numpy_policy import LOG_STD_MAX, LOG_STD_MIN
 
 LOG_2 = float(np.log(2.0))
@@ -20,20 +21,43 @@ HALF_LOG_2PI = float(0.5 * np.log(2.0 * np.pi))
 
 
 def build_gaussian_policy(obs_dim: int, act_dim: int, hidden_layer_topo: Sequence[int],
-                          activation: str, name: str = "phi") -> keras.Model:
-    """phi: a trunk MLP with two linear heads, mu and log_std (clipped to [LOG_STD_MIN, LOG_STD_MAX])."""
+                          activation: str, name: str = "phi", batch_renorm: bool = False) -> keras.Model:
+    """phi: a trunk MLP with two linear heads, mu and log_std (clipped to [LOG_STD_MIN, LOG_STD_MAX]);
+    batch_renorm: see build_mlp."""
     obs = keras.Input(shape=(obs_dim,), name="obs")
-    features = build_mlp(hidden_layer_topo, activation, name=f"{name}_mlp")(obs)
+    features = build_mlp(hidden_layer_topo, activation, name=f"{name}_mlp", batch_renorm=batch_renorm)(obs)
     mu = keras.layers.Dense(act_dim, name="policy_mu")(features)
     log_std = keras.layers.Dense(act_dim, name="policy_log_std")(features)
     log_std = keras.ops.clip(log_std, LOG_STD_MIN, LOG_STD_MAX)
     return keras.Model(obs, [mu, log_std], name=name)
 
 
-def actor_variables(phi: keras.Model) -> list[tf.Variable]:
-    """phi's weights in the order NumpyActor.from_arrays reads them: trunk layers, then policy_mu, policy_log_std."""
-    layers = phi.get_layer(f"{phi.name}_mlp").layers + [phi.get_layer("policy_mu"), phi.get_layer("policy_log_std")]
-    return [variable for dense in layers for variable in (dense.kernel, dense.bias)]
+def actor_weights(phi: keras.Model) -> list[tf.Tensor]:
+    """phi's Dense kernels and biases in the order NumpyActor.from_arrays reads them (trunk layers, then policy_mu,
+    policy_log_std), in evaluation mode: each BatchRenorm is folded into the Dense layer(s) after it.
+
+    In evaluation mode a BatchRenorm is y = scale * x + shift per unit (BatchRenorm.scale_and_shift), so the next
+    Dense layer computes y W + b = x (scale[:, None] * W) + (shift W + b): NumpyActor, the policy file and the
+    export need no normalisation layer. Without batch renormalisation these are phi's variables themselves.
+    """
+    weights, before = [], None  # before: the (scale, shift) of the BatchRenorm the next Dense layer absorbs
+    for layer in phi.get_layer(f"{phi.name}_mlp").layers:
+        if isinstance(layer, BatchRenorm):
+            before = layer.scale_and_shift()
+        elif isinstance(layer, keras.layers.Dense):
+            weights, before = weights + _folded(layer, before), None
+    for head in ("policy_mu", "policy_log_std"):  # the trunk's last BatchRenorm feeds both heads
+        weights += _folded(phi.get_layer(head), before)
+    return weights
+
+
+def _folded(dense: keras.layers.Dense, before: tuple[tf.Tensor, tf.Tensor] | None) -> list:
+    """[kernel, bias] of `dense`, absorbing the affine map y = scale * x + shift before it when given."""
+    if before is None:
+        return [dense.kernel, dense.bias]
+    scale, shift = before
+    kernel = tf.convert_to_tensor(dense.kernel)
+    return [scale[:, None] * kernel, tf.tensordot(shift, kernel, axes=1) + dense.bias]
 
 
 def build_state_value(obs_dim: int, hidden_layer_topo: Sequence[int], activation: str,
@@ -46,13 +70,14 @@ def build_state_value(obs_dim: int, hidden_layer_topo: Sequence[int], activation
 
 def build_state_action_value(obs_dim: int, act_dim: int, hidden_layer_topo: Sequence[int], activation: str, name: str,
                              layer_norm: bool = False, dropout: float = 0.0,
-                             dropout_noise: tf.random.Generator | None = None) -> keras.Model:
-    """Q_theta_i: [s, a] -> Q, shape (batch, 1); s and a are concatenated at the input; layer_norm, dropout: see
-    build_mlp."""
+                             dropout_noise: tf.random.Generator | None = None, batch_renorm: bool = False
+                             ) -> keras.Model:
+    """Q_theta_i: [s, a] -> Q, shape (batch, 1); s and a are concatenated at the input; layer_norm, dropout,
+    batch_renorm: see build_mlp."""
     obs = keras.Input(shape=(obs_dim,), name="obs")
     act = keras.Input(shape=(act_dim,), name="act")
     features = build_mlp(hidden_layer_topo, activation, name=f"{name}_mlp", layer_norm=layer_norm, dropout=dropout,
-                         dropout_noise=dropout_noise)(keras.layers.Concatenate()([obs, act]))
+                         dropout_noise=dropout_noise, batch_renorm=batch_renorm)(keras.layers.Concatenate()([obs, act]))
     return keras.Model([obs, act], keras.layers.Dense(1, name="value")(features), name=name)
 
 

@@ -25,7 +25,7 @@ import yaml
 from blocAndTools.atomic_files import write_text_atomically
 from blocAndTools.errors import UserInputError
 
-VARIANTS = ("v1", "v2")
+VARIANTS = ("v1", "v2", "crossq")
 Q_BACKUPS = ("single", "double", "clipped")
 ACTOR_GRADIENTS = ("reparametrize", "reinforce")
 ACTOR_LOSSES = ("soft_q", "entropy_only", "none")
@@ -81,7 +81,7 @@ class ExperimentSpec:
 
     # --- SAC ---
     variant: str = "v1"
-    """v1: V_psi and frozen_V_psi targets (2018a); v2: twin frozen Q targets, no V (2018b)."""
+    """v1: V_psi and frozen_V_psi targets (2018a); v2: twin frozen Q targets, no V (2018b); crossq: no V and no frozen networks, batch renormalisation in phi and the Q_theta, each critic sees (s, a) and (s', a') in one training-mode forward pass (CrossQ, Bhatt et al. 2024)."""  # noqa: E501
     discount_factor: float = 0.99
     """gamma: weight of the next state's value in the Bellman target."""
     n_step: int = 1
@@ -94,6 +94,8 @@ class ExperimentSpec:
     """Temperature of the entropy bonus, or 'auto' to learn log_alpha (SAC v2)."""
     alpha_learning_rate: float = 3e-4
     """Adam learning rate of log_alpha when alpha is 'auto'."""
+    adam_beta1: float = 0.9
+    """beta_1 of the Adam optimizers of the networks (phi, V_psi, Q_theta); log_alpha's keeps 0.9 (CrossQ: 0.5)."""
     target_entropy: float | None = None
     """Entropy target of alpha 'auto' (null: -act_dim)."""
     reward_scaling: float = 1.0
@@ -102,6 +104,8 @@ class ExperimentSpec:
     """tau: frozen <- tau * online + (1 - tau) * frozen (1.0 is a hard copy)."""
     target_update_interval: int = 1
     """Gradient steps between two target updates (hard update: tau 1.0 and e.g. 1000)."""
+    actor_update_interval: int = 1
+    """Gradient steps between two updates of phi and log_alpha, on the steps whose number is a multiple of it; the critics are updated at every step (CrossQ's and TD3's policy_delay: 3)."""  # noqa: E501
     q_backup: str = "clipped"
     """single: Q_theta_1 only; double: each Q uses the other's value; clipped: min of both (of the num_critics)."""
     num_critics: int = 2
@@ -250,12 +254,13 @@ def _check_ranges(spec: ExperimentSpec) -> None:
         require(math.isfinite(getattr(spec, name)) and getattr(spec, name) > 0, name, "a positive number")
     for name in ("max_epoch", "timestep_per_epoch", "gradient_step_interval", "gradient_steps", "min_pool_size",
                  "pool_capacity", "batch_size_in_ts", "checkpoint_interval", "target_update_interval",
-                 "num_actor_samples", "n_step"):
+                 "num_actor_samples", "n_step", "actor_update_interval"):
         require(getattr(spec, name) >= 1, name, "an integer >= 1")
     require(spec.seed >= 0, "seed", "an integer >= 0")
     require(spec.max_eval_trj >= 0, "max_eval_trj", "an integer >= 0")
     require(spec.max_trj_steps is None or spec.max_trj_steps >= 1, "max_trj_steps", "null or an integer >= 1")
     require(0.0 <= spec.discount_factor <= 1.0, "discount_factor", "in [0, 1]")
+    require(0.0 <= spec.adam_beta1 < 1.0, "adam_beta1", "in [0, 1)")
     require(0.0 < spec.target_smoothing_coefficient <= 1.0, "target_smoothing_coefficient", "in (0, 1]")
     require(spec.alpha == "auto" or (isinstance(spec.alpha, float) and math.isfinite(spec.alpha)
                                      and spec.alpha >= 0), "alpha", "a number >= 0 or 'auto'")
@@ -267,6 +272,15 @@ def _check_ranges(spec: ExperimentSpec) -> None:
     for name in ("phi_nn_h_layer_topo", "psi_nn_h_layer_topo", "theta_nn_h_layer_topo"):
         require(len(getattr(spec, name)) >= 1 and min(getattr(spec, name)) >= 1, name,
                 "a non-empty list of positive layer sizes")
+    if spec.variant == "crossq":  # no target networks; the targets take the min over all the critics
+        defaults = field_defaults()
+        require(spec.q_backup == "clipped", "q_backup", "clipped with variant crossq (its targets take the min "
+                "over the critics)")
+        for name in ("target_smoothing_coefficient", "target_update_interval"):
+            require(getattr(spec, name) == defaults[name], name, f"left at its default ({defaults[name]}) with "
+                    "variant crossq, which has no target networks")
+        require(spec.critic_subset is None, "critic_subset", "null with variant crossq (its targets take the min "
+                "over all the critics)")
     require(spec.q_backup != "double" or spec.variant == "v2", "q_backup",
             "single or clipped with variant v1 (double needs the twin frozen Q targets of v2)")
     require(spec.num_critics == 2 or (spec.q_backup == "clipped" and spec.num_critics >= 2), "num_critics",
@@ -294,7 +308,8 @@ OTHER_NAMES = {
     "epochs": "max_epoch", "steps_per_epoch": "timestep_per_epoch", "num_test_episodes": "max_eval_trj",
     "n_critics": "num_critics", "num_qs": "num_critics", "ensemble_size": "num_critics", "num_min": "critic_subset",
     "dropout_rate": "critic_dropout", "layer_norm": "critic_layer_norm",
-    "n_steps": "n_step", "update_horizon": "n_step"}
+    "n_steps": "n_step", "update_horizon": "n_step", "policy_delay": "actor_update_interval",
+    "policy_frequency": "actor_update_interval", "beta1": "adam_beta1", "b1": "adam_beta1"}
 
 
 def closest_field_hint(key: str) -> str:

@@ -1,4 +1,5 @@
-"""Keras building blocks shared by every network of the project: the MLP builder and the polyak update."""
+"""Keras building blocks shared by every network of the project: the MLP builder (and its BatchRenorm and
+GeneratorDropout layers), the polyak update and FusedAdam."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
@@ -31,19 +32,23 @@ def activation_from_name(name: str) -> Callable[[tf.Tensor], tf.Tensor]:
 
 
 def build_mlp(hidden_layer_topo: Sequence[int], activation: str, name: str, layer_norm: bool = False,
-              dropout: float = 0.0, dropout_noise: tf.random.Generator | None = None) -> keras.Sequential:
+              dropout: float = 0.0, dropout_noise: tf.random.Generator | None = None,
+              batch_renorm: bool = False) -> keras.Sequential:
     """A stack of Dense hidden layers (no output layer): the trunk of every network.
 
     Each hidden layer is activation(x W + b), or with the options, in DroQ's order (Hiraoka et al. 2022),
     activation(LayerNorm(Dropout(x W + b))):
     layer_norm: LayerNorm(h) = gamma * (h - mean(h)) / sqrt(var(h) + 1e-3) + beta over the layer's units (Ba et al.
-    2016); dropout > 0: GeneratorDropout(dropout) with masks from dropout_noise, at every call.
+    2016); dropout > 0: GeneratorDropout(dropout) with masks from dropout_noise, at every call;
+    batch_renorm: BatchRenorm on the input and after each hidden layer's activation, in sbx's CrossQ order
+    (Bhatt et al. 2024): x -> BRN -> [Dense -> activation -> BRN] per hidden layer; the model's `training` flag
+    reaches it (training: batch statistics, evaluation: running statistics).
     """
     act = activation_from_name(activation)
-    if not layer_norm and not dropout:
+    if not layer_norm and not dropout and not batch_renorm:
         return keras.Sequential([keras.layers.Dense(units, activation=act, name=f"hidden_{i + 1}")
                                  for i, units in enumerate(hidden_layer_topo)], name=name)
-    layers = []
+    layers = [BatchRenorm(name="batch_renorm_0")] if batch_renorm else []
     for i, units in enumerate(hidden_layer_topo):
         layers.append(keras.layers.Dense(units, name=f"hidden_{i + 1}"))
         if dropout:
@@ -51,7 +56,63 @@ def build_mlp(hidden_layer_topo: Sequence[int], activation: str, name: str, laye
         if layer_norm:
             layers.append(keras.layers.LayerNormalization(epsilon=1e-3, name=f"layer_norm_{i + 1}"))
         layers.append(keras.layers.Activation(act, name=f"activation_{i + 1}"))
+        if batch_renorm:
+            layers.append(BatchRenorm(name=f"batch_renorm_{i + 1}"))
     return keras.Sequential(layers, name=name)
+
+
+class BatchRenorm(keras.layers.Layer):
+    """Batch renormalisation (Ioffe 2017) of (batch, units) inputs over the batch, with sbx's CrossQ settings.
+
+    Training mode (`training=True`), from the batch's mean_B and var_B (biased) and the running mean and var:
+        x^ = (x - mean_B) / sigma_B * r + d,   sigma_B = sqrt(var_B + eps),  sigma = sqrt(var + eps),
+        r = stop_grad(clip(sigma_B / sigma, 1 / r_max, r_max)),  d = stop_grad(clip((mean_B - mean) / sigma, +-d_max)),
+    with r = 1, d = 0 (plain batch norm) during the first warmup_steps training calls; then the running statistics
+    move, mean <- momentum * mean + (1 - momentum) * mean_B (var likewise with var_B), and `steps` counts the call.
+    Evaluation mode (training False or None): x^ = (x - mean) / sigma. Output: gamma * x^ + beta.
+    gamma, beta are trainable; mean, var, steps are non-trainable variables of the layer (so of its model's
+    checkpoint, never of trainable_variables).
+    """
+
+    def __init__(self, momentum: float = 0.99, epsilon: float = 1e-3, r_max: float = 3.0, d_max: float = 5.0,
+                 warmup_steps: int = 100_000, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.momentum, self.epsilon, self.r_max, self.d_max = momentum, epsilon, r_max, d_max
+        self.warmup_steps = warmup_steps
+
+    def build(self, input_shape) -> None:
+        units = (int(input_shape[-1]),)
+        self.gamma = self.add_weight(shape=units, initializer="ones", name="gamma")
+        self.beta = self.add_weight(shape=units, initializer="zeros", name="beta")
+        self.moving_mean = self.add_weight(shape=units, initializer="zeros", trainable=False, name="moving_mean")
+        self.moving_variance = self.add_weight(shape=units, initializer="ones", trainable=False,
+                                               name="moving_variance")
+        self.steps = self.add_weight(shape=(), initializer="zeros", dtype="int64", trainable=False, name="steps")
+
+    def scale_and_shift(self) -> tuple[tf.Tensor, tf.Tensor]:
+        """Evaluation mode as one affine map per unit, y = scale * x + shift: scale = gamma / sigma,
+        shift = beta - scale * mean (what a following Dense layer can absorb)."""
+        scale = self.gamma / tf.sqrt(self.moving_variance + self.epsilon)
+        return scale, self.beta - scale * self.moving_mean
+
+    def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
+        sigma = tf.sqrt(self.moving_variance + self.epsilon)
+        if not training:
+            return self.gamma * (x - self.moving_mean) / sigma + self.beta
+        batch_mean, batch_variance = tf.nn.moments(x, axes=[0])
+        batch_sigma = tf.sqrt(batch_variance + self.epsilon)
+        renorm = tf.cast(self.steps >= self.warmup_steps, x.dtype)  # 0 during the warm-up: r = 1, d = 0
+        r = tf.stop_gradient(tf.clip_by_value(batch_sigma / sigma, 1.0 / self.r_max, self.r_max))
+        d = tf.stop_gradient(tf.clip_by_value((batch_mean - self.moving_mean) / sigma, -self.d_max, self.d_max))
+        r, d = renorm * r + (1.0 - renorm), renorm * d
+        normalised = (x - batch_mean) / batch_sigma * r + d
+        self.moving_mean.assign(self.momentum * self.moving_mean + (1.0 - self.momentum) * batch_mean)
+        self.moving_variance.assign(self.momentum * self.moving_variance + (1.0 - self.momentum) * batch_variance)
+        self.steps.assign_add(1)
+        return self.gamma * normalised + self.beta
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
 
 
 class GeneratorDropout(keras.layers.Layer):

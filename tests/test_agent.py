@@ -295,6 +295,35 @@ class NStepRunTest(TempFolderTest):
         self.assertEqual(ExperimentSpec.from_yaml(run_dir / "spec.yaml").n_step, 3)
 
 
+class CrossQRunTest(TempFolderTest):
+    def test_a_short_crossq_run_of_the_example_spec_trains_with_finite_losses(self):
+        """experiments/crossq.yaml with small networks: 300 steps, 201 updates, finite losses, a policy file that
+        acts; a target-network field beside it is refused in one line, before anything is written."""
+        run_dir = self.root / "run"
+        small = ["--set", "max_epoch=1", "--set", "timestep_per_epoch=300", "--set", "min_pool_size=100",
+                 "--set", "batch_size_in_ts=32", "--set", "max_trj_steps=100", "--set", "max_eval_trj=1",
+                 "--set", "phi_nn_h_layer_topo=[16,16]", "--set", "theta_nn_h_layer_topo=[32,32]"]
+        status, _, err = run_cli("train", "--spec", str(EXPERIMENTS / "crossq.yaml"), "--run-dir", str(run_dir),
+                                 *small)
+        self.assertEqual(status, 0, err)
+        progress = pd.read_csv(run_dir / "progress.csv")
+        self.assertEqual(progress["updates"].tolist(), [201])
+        self.assertTrue(np.isfinite(progress[["q1_loss", "q2_loss", "pi_loss", "alpha_loss", "q1_mean"]]
+                                    .to_numpy()).all())
+        self.assertTrue(progress[["v_loss", "v_mean", "frozen_v_mean"]].isna().all(axis=None))
+        spec = ExperimentSpec.from_yaml(run_dir / "spec.yaml")
+        self.assertEqual((spec.variant, spec.actor_update_interval, spec.adam_beta1), ("crossq", 3, 0.5))
+        self.assertTrue(np.isfinite(load_policy(run_dir)(np.zeros(3, np.float32))).all())
+
+        status, out, err = run_cli("train", "--spec", str(EXPERIMENTS / "crossq.yaml"), "--run-dir",
+                                   str(self.root / "refused"), *small, "--set", "target_update_interval=2")
+        self.assertEqual(status, 2)
+        self.assertEqual(err.strip().splitlines(), ["error: spec field 'target_update_interval' = 2: must be left at "
+                                                    "its default (1) with variant crossq, which has no target "
+                                                    "networks"])
+        self.assertFalse((self.root / "refused").exists())
+
+
 def next_draws(agent: SoftActorCriticAgent) -> dict[str, np.ndarray]:
     """The next numbers of each random stream a checkpoint continues (blocAndTools.seeding)."""
     return {"env": agent.playground.reset(),  # an unseeded reset draws the start state from the env's RNG

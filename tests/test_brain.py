@@ -14,9 +14,11 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from blocAndTools import ExperimentSpec, Minibatch, ReplayBuffer
+from blocAndTools.nn_blocs import BatchRenorm
 from SoftActorCritic import SoftActorCriticBrain
 from SoftActorCritic.metrics import UPDATE_METRICS
 from tests.helpers import FAST
+from tests.test_networks import renorm_by_hand
 
 OBS_DIM, ACT_DIM, BATCH = 3, 2, 5
 TINY = dict(phi_nn_h_layer_topo=(4,), psi_nn_h_layer_topo=(4,), theta_nn_h_layer_topo=(4,),
@@ -275,7 +277,7 @@ class IndependentUpdate:
     its frozen ones: a brain whose frozen networks start elsewhere diverges from this reference.
     Draws its noise from a copy of the brain's generator, in the brain's order (eps, then next_eps)."""
 
-    ADAM_BETA_1, ADAM_BETA_2, ADAM_EPSILON = 0.9, 0.999, 1e-7  # FusedAdam's defaults
+    ADAM_BETA_1, ADAM_BETA_2, ADAM_EPSILON = 0.9, 0.999, 1e-7  # FusedAdam's defaults (beta_1: log_alpha's)
 
     def __init__(self, brain: SoftActorCriticBrain):
         def copy(model):
@@ -362,9 +364,11 @@ class IndependentUpdate:
             entropy_gap = log_pi + brain_target_entropy(spec, self.act_dim)
             minimise("alpha_loss", [self.log_alpha], lambda: -tf.reduce_mean(self.log_alpha * entropy_gap))
 
-        for name, (variables, grads) in gradients.items():
-            self.adam_step(name, variables, grads, self.learning_rate(name))
         self.steps += 1
+        for name, (variables, grads) in gradients.items():
+            if name in ("pi_loss", "alpha_loss") and self.steps % spec.actor_update_interval != 0:
+                continue  # the actor and the temperature move on every actor_update_interval-th step only
+            self.adam_step(name, variables, grads, self.learning_rate(name))
         if self.steps % spec.target_update_interval == 0:
             tau = spec.target_smoothing_coefficient
             for online, frozen in self.target_pairs:
@@ -378,8 +382,8 @@ class IndependentUpdate:
 
     def adam_step(self, name, variables, grads, lr):
         """m <- b1 m + (1 - b1) g, v <- b2 v + (1 - b2) g^2,
-        w <- w - lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps)."""
-        b1, b2 = self.ADAM_BETA_1, self.ADAM_BETA_2
+        w <- w - lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps); b1 the spec's adam_beta1 but for log_alpha."""
+        b1, b2 = self.ADAM_BETA_1 if name == "alpha_loss" else self.spec.adam_beta1, self.ADAM_BETA_2
         state = self.adam.setdefault(name, {"t": 0, "m": [np.zeros(v.shape) for v in variables],
                                             "v": [np.zeros(v.shape) for v in variables]})
         state["t"] += 1
@@ -431,6 +435,12 @@ class TrainStepTest(unittest.TestCase):
 
     def test_v2_double_q_learned_alpha_update_equals_the_independent_update(self):
         self.check_against_independent_update(variant="v2", q_backup="double", alpha="auto", target_update_interval=2)
+
+    def test_delayed_actor_and_adam_beta1_updates_equal_the_independent_update(self):
+        """phi and log_alpha move on updates 2 and 4 only (3 and 6 in v1), with the networks' Adam at beta_1 0.5."""
+        self.check_against_independent_update(steps=4, variant="v2", alpha="auto", actor_update_interval=2,
+                                              adam_beta1=0.5)
+        self.check_against_independent_update(steps=6, actor_update_interval=3, adam_beta1=0.5)
 
     def test_v1_single_q_entropy_only_update_equals_the_independent_update(self):
         self.check_against_independent_update(q_backup="single", actor_loss="entropy_only")
@@ -671,6 +681,229 @@ class CriticEnsembleTest(unittest.TestCase):
         expected, got = brain.train_step(minibatches[1]), restored.train_step(minibatches[1])
         for key in expected:
             np.testing.assert_array_equal(got[key].numpy(), expected[key].numpy(), err_msg=key)
+
+
+# ---------------------------------------------------------------- crossq: NumPy reference with batch renormalisation
+def forward64(layers, x, training: bool):
+    """float64 forward pass through Keras layers (linear Dense, relu Activation, BatchRenorm): training, each
+    BatchRenorm normalises with the batch's statistics (renorm_by_hand: r and d once its warm-up is over), else
+    with its running statistics."""
+    for layer in layers:
+        if isinstance(layer, BatchRenorm):
+            gamma, beta, mean, var = (v.numpy().astype(np.float64) for v in
+                                      (layer.gamma, layer.beta, layer.moving_mean, layer.moving_variance))
+            if training:
+                x = renorm_by_hand(x, gamma, beta, mean, var, warmed_up=int(layer.steps) >= layer.warmup_steps)[0]
+            else:
+                x = gamma * (x - mean) / np.sqrt(var + 1e-3) + beta
+        elif isinstance(layer, keras.layers.Dense):
+            assert layer.get_config()["activation"] == "linear", layer.name
+            x = x @ layer.kernel.numpy().astype(np.float64) + layer.bias.numpy().astype(np.float64)
+        else:
+            assert isinstance(layer, keras.layers.Activation), layer.name
+            x = np.maximum(x, 0.0)
+    return x
+
+
+def crossq_policy(brain, obs, eps, training: bool):
+    """(a, log pi(a|s)) in float64 through phi with batch renormalisation (see forward64), and (mu, log_std)."""
+    features = forward64(brain.phi.get_layer("phi_mlp").layers, obs, training)
+    mu = forward64([brain.phi.get_layer("policy_mu")], features, training)
+    log_std = np.clip(forward64([brain.phi.get_layer("policy_log_std")], features, training), -20, 2)
+    u = mu + np.exp(log_std) * eps
+    log_normal = -0.5 * ((u - mu) / np.exp(log_std)) ** 2 - log_std - 0.5 * np.log(2 * np.pi)
+    return np.tanh(u), np.sum(log_normal - np.log(1 - np.tanh(u) ** 2), axis=-1), (mu, log_std)
+
+
+def crossq_q_value(critic, obs, act, training: bool):
+    layers = critic.get_layer(f"{critic.name}_mlp").layers + [critic.get_layer("value")]
+    return forward64(layers, np.concatenate([obs, act], axis=1), training)[:, 0]
+
+
+def crossq_reference_losses(brain, batch, eps, next_eps, joint: bool = True):
+    """CrossQ's losses of one step in float64 (Bhatt et al. 2024, as sbx): a' from phi in evaluation mode; each
+    critic on the joint batch (s, a) + (s', a') in training mode, y = eta r + gamma (1 - d) (min_i Q_i(s', a') -
+    alpha log pi(a'|s')); the actor's a~ from phi in training mode, judged by the critics in evaluation mode.
+    joint=False: two separate training-mode passes, (s, a) then (s', a') (what CrossQ must not do)."""
+    spec, alpha = brain.spec, float(brain.alpha)
+    obs, act, rew, next_obs, d = (np.asarray(x, np.float64) for x in batch)
+    next_act, next_log_pi, _ = crossq_policy(brain, next_obs, next_eps, training=False)
+    new_act, log_pi, _ = crossq_policy(brain, obs, eps, training=True)
+    q_new = np.min([crossq_q_value(c, obs, new_act, training=False) for c in brain.critics], axis=0)
+    out = {"pi_loss": np.mean(alpha * log_pi - q_new), "log_pi_mean": np.mean(log_pi)}
+    if joint:
+        halves = [np.split(crossq_q_value(c, np.concatenate([obs, next_obs]), np.concatenate([act, next_act]),
+                                          training=True), 2) for c in brain.critics]
+    else:
+        halves = [(crossq_q_value(c, obs, act, training=True), crossq_q_value(c, next_obs, next_act, training=True))
+                  for c in brain.critics]
+    y = spec.reward_scaling * rew + spec.discount_factor * (1 - d) * (
+        np.min([q_next for _, q_next in halves], axis=0) - alpha * next_log_pi)
+    for i, (q_data, _) in enumerate(halves):
+        out[f"q{i + 1}_loss"] = 0.5 * np.mean((q_data - y) ** 2)
+        out[f"q{i + 1}_mean"] = np.mean(q_data)
+    return out
+
+
+def crossq_brain(warmed_up: bool = False, seed: int = 3, **changes) -> SoftActorCriticBrain:
+    """A crossq brain with random trainable weights (gamma and beta too) and random running statistics; warmed_up:
+    every BatchRenorm's training calls past its warm-up, so r and d correct the batch statistics."""
+    brain = tiny_brain(variant="crossq", phi_nn_h_layer_topo=(6, 5), theta_nn_h_layer_topo=(7, 6), **changes)
+    rng = np.random.default_rng(seed)
+    for model in [brain.phi, *brain.critics]:
+        for variable in model.trainable_variables:
+            variable.assign(rng.normal(scale=0.7, size=variable.shape).astype(np.float32)
+                            + (1.0 if variable.name == "gamma" else 0.0))
+        for layer in batch_renorm_layers(model):
+            layer.moving_mean.assign(rng.normal(scale=0.5, size=layer.moving_mean.shape).astype(np.float32))
+            layer.moving_variance.assign(rng.uniform(0.3, 2.0, layer.moving_variance.shape).astype(np.float32))
+            layer.steps.assign(layer.warmup_steps if warmed_up else 0)
+    brain.actor_weights_changed()
+    return brain
+
+
+def batch_renorm_layers(model: keras.Model) -> list[BatchRenorm]:
+    return [layer for layer in model.get_layer(f"{model.name}_mlp").layers if isinstance(layer, BatchRenorm)]
+
+
+class CrossQTest(unittest.TestCase):
+    """variant crossq: no frozen networks; its losses against the float64 reference, with the joint batch's
+    statistics; running statistics checkpointed; K steps in one call; the folded NumPy actor."""
+
+    def losses_and_reference(self, warmed_up: bool, **changes):
+        brain = crossq_brain(warmed_up, **changes)
+        rng = np.random.default_rng(4)
+        obs, act, rew, _, terminated = random_batch(rng, 16)
+        # s' distributed unlike s (as states a policy moves towards): the joint batch's statistics differ from s's
+        batch = Minibatch(obs, act, rew, (1.5 * obs + 1.0).astype(np.float32), terminated)
+        eps, next_eps = (rng.normal(size=(16, ACT_DIM)).astype(np.float32) for _ in range(2))
+        expected = crossq_reference_losses(brain, batch, eps, next_eps)  # before compute_losses moves the statistics
+        separate = crossq_reference_losses(brain, batch, eps, next_eps, joint=False)
+        return brain, batch, brain.compute_losses(*batch, eps, next_eps), expected, separate
+
+    def test_losses_equal_the_reference_with_the_joint_batch_statistics(self):
+        for warmed_up in (False, True):
+            with self.subTest(warmed_up=warmed_up):
+                _, _, got, expected, separate = self.losses_and_reference(warmed_up, alpha="auto")
+                self.assertEqual(set(got), set(expected) | {"alpha", "alpha_loss"})
+                for key, value in expected.items():
+                    self.assertAlmostEqual(float(got[key]), value, delta=1e-4 * max(1.0, abs(value)), msg=key)
+                for key in ("q1_loss", "q2_loss"):  # two separate passes give losses farther off than the tolerance
+                    self.assertGreater(abs(separate[key] - expected[key]), 20 * 1e-4 * expected[key], key)
+
+    def test_the_critic_gradient_holds_the_target_half_constant(self):
+        """d q1_loss / d theta_1 is that of 0.5 mean((Q_1(s, a) - y)^2) with y a constant, Q_1(s, a) the (s, a) half
+        of the joint training-mode pass: gradient reaches theta_1 through the joint batch statistics, not through y."""
+        brain = crossq_brain()  # in the warm-up: a training-mode pass does not read the running statistics it moves
+        rng = np.random.default_rng(4)
+        batch = random_batch(rng, 16)
+        eps, next_eps = (rng.normal(size=(16, ACT_DIM)).astype(np.float32) for _ in range(2))
+        next_act, next_log_pi, _ = crossq_policy(brain, np.float64(batch.next_obs), next_eps, training=False)
+        variables = brain.Q_theta_1.trainable_variables
+        with tf.GradientTape() as tape:
+            q1_loss = brain.compute_losses(*batch, eps, next_eps)["q1_loss"]
+        got = tape.gradient(q1_loss, variables)
+        joint = [np.concatenate([batch.obs, batch.next_obs]), np.concatenate([batch.act, next_act]).astype(np.float32)]
+        with tf.GradientTape() as tape:
+            (q_data, q1_next), (_, q2_next) = (tf.split(critic(joint, training=True)[:, 0], 2)
+                                               for critic in brain.critics)
+            y = tf.constant(brain.spec.reward_scaling * batch.rew + brain.spec.discount_factor * (1 - batch.terminated)
+                            * (np.minimum(q1_next.numpy(), q2_next.numpy()) - 0.3 * next_log_pi), tf.float32)
+            loss = 0.5 * tf.reduce_mean(tf.square(q_data - y))
+        self.assertAlmostEqual(float(loss), float(q1_loss), delta=1e-4 * float(loss))
+        for got_gradient, expected in zip(got, tape.gradient(loss, variables), strict=True):
+            np.testing.assert_allclose(got_gradient.numpy(), expected.numpy(), rtol=1e-3,
+                                       atol=1e-4 * np.abs(expected.numpy()).max())
+
+    def test_the_running_statistics_move_by_the_training_passes_only(self):
+        """Each critic's input BatchRenorm moves by the joint batch [s, a; s', a'], phi's by s alone (a' comes from
+        phi in evaluation mode), each once per compute_losses."""
+        brain = crossq_brain()
+        before = {model.name: (float(batch_renorm_layers(model)[0].moving_mean[0]), batch_renorm_layers(model)[0])
+                  for model in (brain.phi, *brain.critics)}
+        rng = np.random.default_rng(4)
+        batch = random_batch(rng, 16)
+        eps, next_eps = (rng.normal(size=(16, ACT_DIM)).astype(np.float32) for _ in range(2))
+        next_act, _, _ = crossq_policy(brain, np.float64(batch.next_obs), next_eps, training=False)
+        brain.compute_losses(*batch, eps, next_eps)
+        joint_input = np.concatenate([np.concatenate([batch.obs, batch.act], 1),
+                                      np.concatenate([batch.next_obs, next_act], 1)]).astype(np.float64)
+        for name, (mean, layer) in before.items():
+            inputs = batch.obs.astype(np.float64) if name == "phi" else joint_input
+            self.assertAlmostEqual(float(layer.moving_mean[0]), 0.99 * mean + 0.01 * inputs[:, 0].mean(), places=6)
+            self.assertEqual(int(layer.steps), 1, name)
+
+    def test_no_frozen_networks_and_no_polyak_update(self):
+        brain = crossq_brain()
+        self.assertEqual(brain.target_pairs, [])
+        for name in ("V_psi", "frozen_V_psi", "frozen_critics"):
+            self.assertFalse(hasattr(brain, name), name)
+        self.assertEqual([key for key in brain.trackables() if "frozen" in key or "V_psi" in key], [])
+        # the optimizers train gamma, beta and the Dense weights; never the running statistics
+        for loss, model in (("q1_loss", brain.Q_theta_1), ("q2_loss", brain.Q_theta_2), ("pi_loss", brain.phi)):
+            trained = {v.path for v in brain.trained_by_loss[loss]}
+            self.assertEqual(trained, {v.path for v in model.trainable_variables})
+            self.assertEqual({v.name for v in model.non_trainable_variables} - {"moving_mean", "moving_variance",
+                                                                                  "steps"}, set())
+            self.assertTrue(trained.isdisjoint(v.path for v in model.non_trainable_variables))
+
+    def test_a_restored_brain_continues_the_running_statistics_bit_for_bit(self):
+        """The running statistics and the warm-up counts are in the checkpoint: the step after a restore is the
+        uninterrupted run's (the counts one step short of the warm-up's end, so the step after the checkpoint
+        renormalises only if they were restored)."""
+        spec = ExperimentSpec(**{**TINY, "variant": "crossq", "actor_update_interval": 2})
+        minibatches = filled_buffer().sample(16, num_batches=3)
+        brain = SoftActorCriticBrain(spec, OBS_DIM, ACT_DIM)
+        for model in (brain.phi, *brain.critics):
+            for layer in batch_renorm_layers(model):
+                layer.steps.assign(layer.warmup_steps - 1)
+        brain.train_step(minibatches[0])
+        brain.train_step(minibatches[1])
+        folder = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, folder)
+        path = tf.train.Checkpoint(**brain.trackables()).write(os.path.join(folder, "ckpt"))
+        restored = SoftActorCriticBrain(spec, OBS_DIM, ACT_DIM)
+        tf.train.Checkpoint(**restored.trackables()).read(path).assert_existing_objects_matched()
+        expected, got = brain.train_step(minibatches[2]), restored.train_step(minibatches[2])
+        for key in expected:
+            np.testing.assert_array_equal(got[key].numpy(), expected[key].numpy(), err_msg=key)
+        values, expected_values = checkpointed_values(restored), checkpointed_values(brain)
+        for name in expected_values:
+            np.testing.assert_array_equal(values[name], expected_values[name], err_msg=name)
+
+    def test_the_numpy_actor_is_phi_in_evaluation_mode_with_the_batch_renorm_folded_in(self):
+        brain = crossq_brain(seed=8)
+        obs = np.random.default_rng(1).normal(size=(32, OBS_DIM)).astype(np.float32)
+        for when in ("built", "after two train steps"):
+            with self.subTest(when=when):
+                mu, log_std = (x.numpy() for x in brain.phi(obs, training=False))
+                _, _, (mu64, log_std64) = crossq_policy(brain, obs.astype(np.float64), 0.0, training=False)
+                np.testing.assert_allclose(mu, mu64, rtol=1e-5, atol=1e-5)  # phi(s) is the reference's
+                got_mu, got_log_std = brain.numpy_actor().mu_log_std(obs)
+                np.testing.assert_allclose(got_mu, mu, rtol=1e-5, atol=1e-5)
+                np.testing.assert_allclose(got_log_std, log_std, rtol=1e-5, atol=1e-5)
+                np.testing.assert_allclose(brain.deterministic_action(obs), np.tanh(mu), atol=1e-6)
+                for _ in range(2):
+                    brain.train_step(filled_buffer().sample(16))
+
+    def test_k_steps_equal_k_train_steps_bit_for_bit(self):
+        TrainStepsTest().check_equals_single_steps(jit_compile_steps=False, variant="crossq", actor_update_interval=3,
+                                                   adam_beta1=0.5, alpha="auto")
+
+    def test_an_ensemble_with_dropout_and_layer_norm_k_steps_equal_k_train_steps_bit_for_bit(self):
+        TrainStepsTest().check_equals_single_steps(jit_compile_steps=False, num_batches=3, variant="crossq",
+                                                   num_critics=3, critic_dropout=0.1, critic_layer_norm=True)
+
+    @pytest.mark.slow  # XLA compiles
+    def test_xla_k_steps_equal_k_train_steps(self):
+        TrainStepsTest().check_equals_single_steps(jit_compile_steps=True, variant="crossq", actor_update_interval=3)
+
+    def test_metrics_are_v2s(self):
+        brain = crossq_brain(alpha="auto")
+        metrics = brain.train_step(random_batch(np.random.default_rng(0), 16))
+        self.assertEqual(set(metrics), {"q1_loss", "q2_loss", "q1_mean", "q2_mean", "pi_loss", "alpha_loss",
+                                        "log_pi_mean", "alpha", "all_finite"})
+        self.assertLessEqual(set(metrics) - {"all_finite"}, set(UPDATE_METRICS))
 
 
 class UpdateCounterCheckpointTest(unittest.TestCase):

@@ -111,7 +111,7 @@ class ValidationTest(unittest.TestCase):
                             min_pool_size=256)
         self.assertRejected("'min_pool_size'", min_pool_size=2000, pool_capacity=1000, batch_size_in_ts=100)
         self.assertRejected("'alpha' = 'hot'", alpha="hot")
-        self.assertRejected("'variant'.*one of v1, v2", variant="v3")
+        self.assertRejected("'variant'.*one of v1, v2, crossq", variant="v3")
         self.assertRejected("'q_backup'.*double needs", q_backup="double")
         self.assertRejected("'hidden_activation'", hidden_activation="sigmoidz")
         self.assertRejected("'phi_nn_h_layer_topo'", phi_nn_h_layer_topo=())
@@ -128,6 +128,43 @@ class ValidationTest(unittest.TestCase):
         self.assertRejected(r"'critic_dropout' = 1.0: must be in \[0, 1\)", critic_dropout=1.0)
         self.assertRejected("'critic_dropout' = -0.1", critic_dropout=-0.1)
         self.assertEqual(ExperimentSpec(num_critics=10, critic_subset=2, critic_dropout=0.01).critic_subset, 2)
+
+    def assertRefusedInOneLine(self, message: str, **fields):
+        with self.assertRaises(UserInputError) as caught:
+            ExperimentSpec(**fields)
+        self.assertEqual(str(caught.exception), message)
+
+    def test_crossq_refuses_target_network_fields_other_backups_and_redq_subsets(self):
+        self.assertRefusedInOneLine("spec field 'target_smoothing_coefficient' = 0.01: must be left at its default "
+                                    "(0.005) with variant crossq, which has no target networks",
+                                    variant="crossq", target_smoothing_coefficient=0.01)
+        self.assertRefusedInOneLine("spec field 'target_update_interval' = 2: must be left at its default (1) with "
+                                    "variant crossq, which has no target networks",
+                                    variant="crossq", target_update_interval=2)
+        for backup in ("single", "double"):
+            self.assertRefusedInOneLine(f"spec field 'q_backup' = '{backup}': must be clipped with variant crossq "
+                                        "(its targets take the min over the critics)", variant="crossq",
+                                        q_backup=backup)
+        self.assertRefusedInOneLine("spec field 'critic_subset' = 2: must be null with variant crossq (its targets "
+                                    "take the min over all the critics)", variant="crossq", num_critics=4,
+                                    critic_subset=2)
+        # what CrossQ does take: N critics, DroQ's dropout and layer norm (sbx's critic has both), n-step targets
+        spec = ExperimentSpec(variant="crossq", num_critics=3, critic_dropout=0.01, critic_layer_norm=True, n_step=3,
+                              target_smoothing_coefficient=0.005)
+        self.assertEqual((spec.variant, spec.num_critics), ("crossq", 3))
+        self.assertEqual(ExperimentSpec(target_update_interval=2, q_backup="single").variant, "v1")
+
+    def test_actor_update_interval_and_adam_beta1_ranges(self):
+        self.assertEqual((ExperimentSpec().actor_update_interval, ExperimentSpec().adam_beta1), (1, 0.9))
+        self.assertEqual(ExperimentSpec(actor_update_interval=3, adam_beta1=0.0).adam_beta1, 0.0)
+        self.assertRefusedInOneLine("spec field 'actor_update_interval' = 0: must be an integer >= 1",
+                                    actor_update_interval=0)
+        self.assertRefusedInOneLine("spec field 'adam_beta1' = 1.0: must be in [0, 1)", adam_beta1=1.0)
+        self.assertRefusedInOneLine("spec field 'adam_beta1' = -0.5: must be in [0, 1)", adam_beta1=-0.5)
+        with tempfile.TemporaryDirectory() as folder:  # sbx's names for them
+            for other, field in (("policy_delay", "actor_update_interval"), ("b1", "adam_beta1")):
+                with self.assertRaisesRegex(UserInputError, f"unknown spec field '{other}'.*'{field}'"):
+                    load_raw_spec(write_spec(folder, f"{other}: 3\n"))
 
     def test_n_step_is_an_integer_of_at_least_1(self):
         self.assertEqual(ExperimentSpec().n_step, 1)

@@ -1,4 +1,4 @@
-"""Squashed Gaussian math, the MLP builder, polyak_update and FusedAdam."""
+"""Squashed Gaussian math, the MLP builder, BatchRenorm, polyak_update and FusedAdam."""
 import unittest
 
 import keras
@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from blocAndTools import UserInputError, build_mlp, polyak_update
-from blocAndTools.nn_blocs import FusedAdam
+from blocAndTools.nn_blocs import BatchRenorm, FusedAdam
 from SoftActorCritic.networks import build_gaussian_policy, squashed_log_prob, squashed_sample
 
 
@@ -145,6 +145,127 @@ class BuildMlpTest(unittest.TestCase):
     def test_unknown_activation_names_the_allowed_ones(self):
         with self.assertRaisesRegex(UserInputError, "unknown activation 'sigmoidz'.*relu"):
             build_mlp((4,), "sigmoidz", name="trunk")
+
+
+def renorm_by_hand(x, gamma, beta, mean, var, r_max=3.0, d_max=5.0, eps=1e-3, warmed_up=True):
+    """float64 batch renormalisation in training mode (Ioffe 2017): (the output, r, d, mean_B, var_B)."""
+    batch_mean, batch_var = x.mean(axis=0), x.var(axis=0)
+    batch_sigma, sigma = np.sqrt(batch_var + eps), np.sqrt(var + eps)
+    r = np.clip(batch_sigma / sigma, 1 / r_max, r_max) if warmed_up else np.ones_like(sigma)
+    d = np.clip((batch_mean - mean) / sigma, -d_max, d_max) if warmed_up else np.zeros_like(sigma)
+    return gamma * ((x - batch_mean) / batch_sigma * r + d) + beta, r, d, batch_mean, batch_var
+
+
+class BatchRenormTest(unittest.TestCase):
+    """BatchRenorm against a float64 hand computation: batch statistics corrected by r and d (clipped, held
+    constant for the gradient) in training mode, running statistics in evaluation mode, the momentum update."""
+
+    UNITS = 6
+
+    def layer(self, warmup_steps=2, steps=0, mean=None, var=None):
+        """A built layer with random gamma, beta and the given running statistics and training-call count."""
+        rng = np.random.default_rng(5)
+        layer = BatchRenorm(warmup_steps=warmup_steps)
+        layer.build((None, self.UNITS))
+        layer.gamma.assign(rng.uniform(0.5, 2.0, self.UNITS).astype(np.float32))
+        layer.beta.assign(rng.normal(size=self.UNITS).astype(np.float32))
+        layer.moving_mean.assign(np.zeros(self.UNITS, np.float32) if mean is None else np.float32(mean))
+        layer.moving_variance.assign(np.ones(self.UNITS, np.float32) if var is None else np.float32(var))
+        layer.steps.assign(steps)
+        return layer
+
+    def batch(self):
+        # unit j has mean 2 j - 3 and std 0.5 + j: against a running N(0, 1) some r and d clip, others do not
+        rng = np.random.default_rng(6)
+        return (rng.normal(size=(64, self.UNITS)) * (0.5 + np.arange(self.UNITS)) + 2 * np.arange(self.UNITS)
+                - 3).astype(np.float32)
+
+    def weights64(self, layer):
+        return (layer.gamma.numpy().astype(np.float64), layer.beta.numpy().astype(np.float64),
+                layer.moving_mean.numpy().astype(np.float64), layer.moving_variance.numpy().astype(np.float64))
+
+    def test_training_mode_after_the_warm_up_corrects_the_batch_statistics_by_clipped_r_and_d(self):
+        mean, var = np.float32([0.5, -0.2, 0.0, 3.0, 0.1, 5.0]), np.float32([1.0, 0.5, 2.0, 1.0, 40.0, 0.2])
+        layer, x = self.layer(warmup_steps=3, steps=3, mean=mean, var=var), self.batch()
+        gamma, beta, mean64, var64 = self.weights64(layer)
+        expected, r, d, _, _ = renorm_by_hand(x.astype(np.float64), gamma, beta, mean64, var64)
+        self.assertTrue(np.any(r == 3.0) and np.any((r > 1 / 3) & (r < 3.0)), r)  # some r clip, some do not
+        self.assertTrue(np.any(np.abs(d) == 5.0) and np.any(np.abs(d) < 5.0), d)
+        np.testing.assert_allclose(layer(x, training=True).numpy(), expected, rtol=1e-4, atol=1e-4)
+
+    def test_training_mode_during_the_warm_up_is_batch_norm(self):
+        layer = self.layer(warmup_steps=3, steps=2, mean=np.full(self.UNITS, 4.0), var=np.full(self.UNITS, 9.0))
+        x = self.batch()
+        gamma, beta, mean64, var64 = self.weights64(layer)
+        expected = renorm_by_hand(x.astype(np.float64), gamma, beta, mean64, var64, warmed_up=False)[0]
+        np.testing.assert_allclose(layer(x, training=True).numpy(), expected, rtol=1e-4, atol=1e-4)
+
+    def test_each_training_call_moves_the_running_statistics_by_the_momentum_and_counts_itself(self):
+        # small variances beside eps = 1e-3: a running variance that took eps in would show
+        layer = self.layer(warmup_steps=0, mean=np.full(self.UNITS, 0.3), var=np.full(self.UNITS, 1e-4))
+        x = self.batch() * np.float32(0.01)
+        for step in (1, 2):
+            _, _, mean, var = self.weights64(layer)
+            layer(x, training=True)
+            x64 = x.astype(np.float64)
+            np.testing.assert_allclose(layer.moving_mean.numpy(), 0.99 * mean + 0.01 * x64.mean(axis=0), rtol=1e-5)
+            np.testing.assert_allclose(layer.moving_variance.numpy(), 0.99 * var + 0.01 * x64.var(axis=0), rtol=1e-5)
+            self.assertEqual(int(layer.steps), step)
+
+    def test_evaluation_mode_uses_the_running_statistics_and_moves_nothing(self):
+        layer, x = self.layer(mean=np.linspace(-1, 1, self.UNITS), var=np.linspace(0.2, 3.0, self.UNITS)), self.batch()
+        gamma, beta, mean, var = self.weights64(layer)
+        expected = gamma * (x.astype(np.float64) - mean) / np.sqrt(var + 1e-3) + beta
+        for training in (False, None):
+            np.testing.assert_allclose(layer(x, training=training).numpy(), expected, rtol=1e-5, atol=1e-5)
+        scale, shift = layer.scale_and_shift()
+        np.testing.assert_allclose(x * scale.numpy() + shift.numpy(), expected, rtol=1e-5, atol=1e-5)
+        np.testing.assert_array_equal(layer.moving_mean.numpy(), np.float32(mean))
+        np.testing.assert_array_equal(layer.moving_variance.numpy(), np.float32(var))
+        self.assertEqual(int(layer.steps), 0)
+
+    def test_the_gradient_holds_r_and_d_constant_and_flows_through_the_batch_statistics(self):
+        """d sum(w * y) / dx against central differences of the hand formula with r and d frozen at their values."""
+        mean, var = np.float32([0.5, -0.2, 0.0, 3.0, 0.1, 5.0]), np.float32([1.0, 0.5, 2.0, 1.0, 40.0, 0.2])
+        layer = self.layer(warmup_steps=0, mean=mean, var=var)
+        x = self.batch()[:8]
+        w = np.random.default_rng(7).normal(size=x.shape)
+        gamma, beta, mean64, var64 = self.weights64(layer)
+        _, r, d, _, _ = renorm_by_hand(x.astype(np.float64), gamma, beta, mean64, var64)
+        self.assertTrue(np.any((r > 1 / 3) & (r < 3.0)) and np.any(np.abs(d) < 5.0))  # unclipped units exist
+
+        def objective(x64):
+            batch_mean, batch_sigma = x64.mean(axis=0), np.sqrt(x64.var(axis=0) + 1e-3)
+            return np.sum(w * (gamma * ((x64 - batch_mean) / batch_sigma * r + d) + beta))
+
+        numeric, step = np.zeros(x.shape), 1e-6
+        for position in np.ndindex(x.shape):
+            moved = [x.astype(np.float64) for _ in range(2)]
+            moved[0][position] += step
+            moved[1][position] -= step
+            numeric[position] = (objective(moved[0]) - objective(moved[1])) / (2 * step)
+        x_variable = tf.Variable(x)
+        with tf.GradientTape() as tape:
+            y = layer(x_variable, training=True)
+            total = tf.reduce_sum(tf.constant(w, tf.float32) * y)
+        np.testing.assert_allclose(tape.gradient(total, x_variable).numpy(), numeric, rtol=1e-3, atol=1e-3)
+
+    def test_running_statistics_are_variables_but_not_trainable(self):
+        layer = self.layer()
+        self.assertEqual({v.name for v in layer.trainable_variables}, {"gamma", "beta"})
+        self.assertEqual({v.name for v in layer.non_trainable_variables}, {"moving_mean", "moving_variance", "steps"})
+
+    def test_batch_renorm_mlp_orders_its_layers_as_sbx_and_passes_the_training_flag(self):
+        mlp = build_mlp((4, 3), "tanh", name="trunk", batch_renorm=True)
+        self.assertEqual([type(layer).__name__ for layer in mlp.layers],
+                         ["BatchRenorm", "Dense", "Activation", "BatchRenorm", "Dense", "Activation", "BatchRenorm"])
+        obs = keras.Input(shape=(2,))
+        model = keras.Model(obs, mlp(obs))
+        x = np.random.default_rng(0).normal(size=(16, 2)).astype(np.float32)
+        model(x)
+        self.assertEqual([int(layer.steps) for layer in mlp.layers if isinstance(layer, BatchRenorm)], [0, 0, 0])
+        tf.function(lambda x: model(x, training=True))(x)
+        self.assertEqual([int(layer.steps) for layer in mlp.layers if isinstance(layer, BatchRenorm)], [1, 1, 1])
 
 
 class PolyakUpdateTest(unittest.TestCase):

@@ -13,7 +13,7 @@ from gymnasium.wrappers import RescaleAction
 from blocAndTools import nn_blocs
 from blocAndTools.errors import UserInputError
 from blocAndTools.experiment_spec import ACTIVATION_NAMES
-from SoftActorCritic.networks import actor_variables, build_gaussian_policy
+from SoftActorCritic.networks import actor_weights, build_gaussian_policy
 from SoftActorCritic.numpy_policy import ACTIVATIONS as NUMPY_ACTIVATIONS
 from SoftActorCritic.numpy_policy import NumpyActor, Policy, checkpoint_policy_path, load_policy
 from tests.helpers import REPO, random_actor
@@ -37,7 +37,7 @@ class NumpyActorTest(unittest.TestCase):
                 phi = build_gaussian_policy(5, 3, (8, 8), activation)
                 for variable in phi.trainable_variables:  # non-zero biases; tanh mostly unsaturated
                     variable.assign(np.random.default_rng(1).normal(scale=0.5, size=variable.shape))
-                actor = NumpyActor.from_arrays([variable.numpy() for variable in actor_variables(phi)], activation)
+                actor = NumpyActor.from_arrays([np.asarray(weight) for weight in actor_weights(phi)], activation)
                 mu, log_std = (tensor.numpy() for tensor in phi(obs))
                 np.testing.assert_allclose(actor(obs), np.tanh(mu), atol=1e-5)
                 np.testing.assert_allclose(actor(obs[0]), np.tanh(mu[0]), atol=1e-5)
