@@ -382,14 +382,22 @@ GRID_KEY = "grid"  # a list of {field: value} mappings: one grid axis whose poin
 
 
 def _grid_points(points: Any) -> list[dict[str, Any]]:
-    """`grid:` with current field names; it must be a non-empty list of mappings of known fields."""
+    """`grid:` with current field names; it must be a non-empty list of mappings of known fields, each point
+    optionally named (`name: redq`: its runs' name ends in -redq instead of the list of its fields)."""
     if not isinstance(points, list) or not points or not all(isinstance(point, dict) and point for point in points):
         raise UserInputError(f"spec key {GRID_KEY!r}: expected a list of field: value mappings, got {points!r}")
     points = [with_current_names(point, f"spec key {GRID_KEY!r}") for point in points]
     for point in points:
         for key in point:
-            if key not in FIELD_NAMES or key == "name":
+            if key not in FIELD_NAMES:
                 raise UserInputError(f"spec key {GRID_KEY!r}: unknown spec field {key!r}{closest_field_hint(str(key))}")
+        if "name" in point and not (isinstance(point["name"], str) and re.fullmatch(r"[A-Za-z0-9_.-]+", point["name"])):
+            raise UserInputError(f"spec key {GRID_KEY!r}: a point's name must be letters, digits, '_', '.' or '-', "
+                                 f"got {point['name']!r}")
+    names = [point["name"] for point in points if "name" in point]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise UserInputError(f"spec key {GRID_KEY!r}: several points are named {', '.join(map(repr, repeated))}")
     return points
 
 
@@ -411,12 +419,16 @@ def expand_grid(raw: dict[str, Any]) -> list[ExperimentSpec]:
     specs = []
     for grid_point in grid_points:
         for values in itertools.product(*(raw[key] for key in grid_keys)):
-            changes = dict(grid_point, **dict(zip(grid_keys, values, strict=True)))
+            fields = {key: value for key, value in grid_point.items() if key != "name"}
+            changes = dict(fields, **dict(zip(grid_keys, values, strict=True)))
             point = dict(raw, **changes)
-            # the seed is not part of the name: run folders already end in -seed<N>
-            tag = ",".join(f"{key}={_tag(value)}" for key, value in changes.items() if key != "seed")
-            if tag:
-                point["name"] = f"{raw['name']}-{tag}"
+            # a named grid point is tagged by its name; the seed is not part of the name: run folders already end
+            # in -seed<N>
+            tags = [grid_point["name"]] if "name" in grid_point else []
+            tags += [f"{key}={_tag(value)}" for key, value in changes.items()
+                     if key != "seed" and not (key in fields and "name" in grid_point)]
+            if tags:
+                point["name"] = f"{raw['name']}-{','.join(tags)}"
             specs.append(ExperimentSpec(**point))
     return specs
 

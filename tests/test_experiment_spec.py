@@ -212,6 +212,23 @@ class GridTest(unittest.TestCase):
                          {(1.0, (64,)), (1.0, (32, 32)), (5.0, (64,)), (5.0, (32, 32))})
         self.assertIn("g-reward_scaling=1,phi_nn_h_layer_topo=32x32", {s.name for s in specs})
 
+    def test_a_named_grid_point_is_tagged_by_its_name(self):
+        raw = load_raw_spec(None, []) | {"name": "family", "seed": [1, 2], "reward_scaling": [1, 5], "grid": [
+            {"name": "redq", "variant": "v2", "num_critics": 10, "critic_subset": 2}, {"variant": "v1"}]}
+        specs = expand_grid(raw)
+        self.assertEqual(sorted({s.name for s in specs}),
+                         ["family-redq,reward_scaling=1", "family-redq,reward_scaling=5",
+                          "family-variant=v1,reward_scaling=1", "family-variant=v1,reward_scaling=5"])
+        self.assertEqual({(s.num_critics, s.critic_subset) for s in specs if "redq" in s.name}, {(10, 2)})
+
+    def test_bad_grid_point_names_are_one_line(self):
+        with tempfile.TemporaryDirectory() as folder:
+            for text, message in (("grid:\n  - {name: a, variant: v1}\n  - {name: a, variant: v2}\n",
+                                   "several points are named 'a'"),
+                                  ("grid:\n  - {name: a/b, variant: v1}\n", "a point's name must be letters")):
+                with self.assertRaisesRegex(UserInputError, message):
+                    load_raw_spec(write_spec(folder, text))
+
     def test_a_plain_topology_is_not_a_grid(self):
         self.assertEqual(len(expand_grid({"name": "g", "phi_nn_h_layer_topo": [64, 64]})), 1)
 
