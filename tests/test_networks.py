@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from blocAndTools import UserInputError, build_mlp, polyak_update
-from blocAndTools.nn_blocs import BatchRenorm, FusedAdam
+from blocAndTools.nn_blocs import BatchRenorm, FusedAdam, splitmix64_uniform
 from SoftActorCritic.networks import build_gaussian_policy, squashed_log_prob, squashed_sample
 
 
@@ -128,9 +128,24 @@ class BuildMlpTest(unittest.TestCase):
         copy = tf.random.Generator.from_state(noise.state.numpy(), noise.algorithm)
         (kernel, bias), (gamma, beta) = mlp.layers[0].get_weights(), mlp.layers[2].get_weights()
         for _ in range(2):
-            z = np.where(copy.uniform((4, 6)).numpy() >= 0.5, (x @ kernel + bias) / 0.5, 0.0)
+            keep = splitmix64_uniform(tf.constant([4, 6]), copy.uniform_full_int([], tf.uint64)).numpy() >= 0.5
+            z = np.where(keep, (x @ kernel + bias) / 0.5, 0.0)
             z = gamma * (z - z.mean(axis=1, keepdims=True)) / np.sqrt(z.var(axis=1, keepdims=True) + 1e-3) + beta
             np.testing.assert_allclose(mlp(x).numpy(), np.maximum(z, 0.0), rtol=1e-4, atol=1e-5)
+
+    def test_splitmix64_uniform_is_the_published_sequence(self):
+        """SplitMix64 from 1234567 gives 6457827717110365317, 3203168211198807973, ... (the reference values of
+        its C code, also xoshiro's seeding); the uniforms are their top 24 bits / 2^24, in row-major order."""
+        outputs = [6457827717110365317, 3203168211198807973, 9817491932198370423, 4593380528125082431,
+                   16408922859458223821]
+        expected = np.float32([value >> 40 for value in outputs]) / 2**24
+        got = splitmix64_uniform(tf.constant([5]), tf.constant(1234567, tf.uint64)).numpy()
+        np.testing.assert_array_equal(got, expected)
+        np.testing.assert_array_equal(
+            splitmix64_uniform(tf.constant([2, 2]), tf.constant(1234567, tf.uint64)).numpy().ravel(), expected[:4])
+        xla = tf.function(lambda: splitmix64_uniform(tf.constant([5]), tf.constant(1234567, tf.uint64)),
+                          jit_compile=True)
+        np.testing.assert_array_equal(xla().numpy(), expected)  # the same numbers inside XLA
 
     def test_dropout_keeps_the_mean_and_drops_the_rate(self):
         mlp = build_mlp((20_000,), "relu", name="trunk", dropout=0.25, dropout_noise=tf.random.Generator.from_seed(1))
