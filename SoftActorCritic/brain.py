@@ -247,8 +247,8 @@ class SoftActorCriticBrain:
         discount = rows[:, -1] if self.spec.n_step > 1 else None  # n-step rows: gamma^k per row
         with tf.GradientTape(persistent=True) as tape:
             metrics = self.compute_losses(obs, act, rew, next_obs, terminated, *noise, discount=discount)
-        step = self.updates.assign_add(1)  # this update's number, 1 for the first
-        actor_due = step % self.spec.actor_update_interval == 0
+        # `updates` counts the updates done: this one is number updates + 1 until it is counted, after its steps
+        actor_due = (self.updates + 1) % self.spec.actor_update_interval == 0
         for loss, variables in self.trained_by_loss.items():
             descend = functools.partial(self._descend, tape, loss, metrics[loss], variables)
             if loss in ("pi_loss", "alpha_loss") and self.spec.actor_update_interval > 1:
@@ -259,6 +259,7 @@ class SoftActorCriticBrain:
 
         # Targets move every target_update_interval steps; tau = 0 on the other steps leaves them exactly
         # as they are, and keeps the graph free of control flow.
+        step = self.updates.assign_add(1)
         tau = tf.where(step % self.spec.target_update_interval == 0, self.spec.target_smoothing_coefficient, 0.0)
         for online, frozen in self.target_pairs:
             polyak_update(online.trainable_variables, frozen.variables, tau)

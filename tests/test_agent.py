@@ -50,8 +50,8 @@ def infinite_gradient_at(step: int, loss: str):
     """A compute_losses whose `loss` keeps its value but whose gradient is infinite at gradient step `step`."""
     original = SoftActorCriticBrain.compute_losses
 
-    def compute_losses(brain, *args):
-        metrics = original(brain, *args)
+    def compute_losses(brain, *args, **kwargs):
+        metrics = original(brain, *args, **kwargs)
 
         @tf.custom_gradient
         def same_value(x):
