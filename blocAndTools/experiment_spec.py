@@ -345,7 +345,7 @@ def load_raw_spec(path: str | Path | None, overrides: Iterable[str] = ()) -> dic
     raw = {} if path is None else _read_spec_file(Path(path))
     changes = with_current_names(dict(parse_override(text) for text in overrides), "--set")
     if path is None:
-        raw["name"] = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(changes.get("env_id", ExperimentSpec.env_id)))
+        raw["name"] = re.sub(f"[^{NAME_CHARACTERS}]+", "_", str(changes.get("env_id", ExperimentSpec.env_id)))
     raw.update(changes)
     for key in raw:
         if key not in FIELD_NAMES and key != GRID_KEY:
@@ -378,6 +378,7 @@ def _read_spec_file(path: Path) -> dict[str, Any]:
     return raw
 
 
+NAME_CHARACTERS = "A-Za-z0-9_.-"  # of the names this module makes (a run folder's name): a regex character class
 GRID_KEY = "grid"  # a list of {field: value} mappings: one grid axis whose points set several fields together
 
 
@@ -391,9 +392,10 @@ def _grid_points(points: Any) -> list[dict[str, Any]]:
         for key in point:
             if key not in FIELD_NAMES:
                 raise UserInputError(f"spec key {GRID_KEY!r}: unknown spec field {key!r}{closest_field_hint(str(key))}")
-        if "name" in point and not (isinstance(point["name"], str) and re.fullmatch(r"[A-Za-z0-9_.-]+", point["name"])):
+        name = point.get("name", "")
+        if "name" in point and not (isinstance(name, str) and re.fullmatch(f"[{NAME_CHARACTERS}]+", name)):
             raise UserInputError(f"spec key {GRID_KEY!r}: a point's name must be letters, digits, '_', '.' or '-', "
-                                 f"got {point['name']!r}")
+                                 f"got {name!r}")
     names = [point["name"] for point in points if "name" in point]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
