@@ -62,6 +62,23 @@ def checkpointed_values(brain: SoftActorCriticBrain) -> dict[str, np.ndarray]:
     return values
 
 
+def restored_copy(test: unittest.TestCase, brain: SoftActorCriticBrain) -> SoftActorCriticBrain:
+    """A new brain of the same spec with `brain`'s checkpoint (every trackable) restored into it."""
+    folder = tempfile.mkdtemp()
+    test.addCleanup(shutil.rmtree, folder)
+    path = tf.train.Checkpoint(**brain.trackables()).write(os.path.join(folder, "ckpt"))
+    restored = SoftActorCriticBrain(brain.spec, brain.obs_dim, brain.act_dim)
+    tf.train.Checkpoint(**restored.trackables()).read(path).assert_existing_objects_matched()
+    return restored
+
+
+def assert_same_step(brain: SoftActorCriticBrain, other: SoftActorCriticBrain, minibatch: Minibatch) -> None:
+    """A train_step on `minibatch` gives the same metrics, bit for bit, in both brains."""
+    expected, got = brain.train_step(minibatch), other.train_step(minibatch)
+    for key in expected:
+        np.testing.assert_array_equal(got[key].numpy(), expected[key].numpy(), err_msg=key)
+
+
 def random_batch(rng: np.random.Generator, size: int = BATCH) -> Minibatch:
     f32 = np.float32
     return Minibatch(obs=rng.normal(size=(size, OBS_DIM)).astype(f32),
@@ -673,14 +690,8 @@ class CriticEnsembleTest(unittest.TestCase):
         minibatches = filled_buffer().sample(16, num_batches=2)
         brain = SoftActorCriticBrain(spec, OBS_DIM, ACT_DIM)
         brain.train_step(minibatches[0])
-        folder = tempfile.mkdtemp()
-        self.addCleanup(shutil.rmtree, folder)
-        path = tf.train.Checkpoint(**brain.trackables()).write(os.path.join(folder, "ckpt"))
-        restored = SoftActorCriticBrain(spec, OBS_DIM, ACT_DIM)
-        tf.train.Checkpoint(**restored.trackables()).read(path).assert_existing_objects_matched()
-        expected, got = brain.train_step(minibatches[1]), restored.train_step(minibatches[1])
-        for key in expected:
-            np.testing.assert_array_equal(got[key].numpy(), expected[key].numpy(), err_msg=key)
+        restored = restored_copy(self, brain)
+        assert_same_step(brain, restored, minibatches[1])
 
 
 # ---------------------------------------------------------------- crossq: NumPy reference with batch renormalisation
@@ -859,14 +870,8 @@ class CrossQTest(unittest.TestCase):
                 layer.steps.assign(layer.warmup_steps - 1)
         brain.train_step(minibatches[0])
         brain.train_step(minibatches[1])
-        folder = tempfile.mkdtemp()
-        self.addCleanup(shutil.rmtree, folder)
-        path = tf.train.Checkpoint(**brain.trackables()).write(os.path.join(folder, "ckpt"))
-        restored = SoftActorCriticBrain(spec, OBS_DIM, ACT_DIM)
-        tf.train.Checkpoint(**restored.trackables()).read(path).assert_existing_objects_matched()
-        expected, got = brain.train_step(minibatches[2]), restored.train_step(minibatches[2])
-        for key in expected:
-            np.testing.assert_array_equal(got[key].numpy(), expected[key].numpy(), err_msg=key)
+        restored = restored_copy(self, brain)
+        assert_same_step(brain, restored, minibatches[2])
         values, expected_values = checkpointed_values(restored), checkpointed_values(brain)
         for name in expected_values:
             np.testing.assert_array_equal(values[name], expected_values[name], err_msg=name)
