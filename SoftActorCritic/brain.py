@@ -51,12 +51,13 @@ class SoftActorCriticBrain:
         topo, activation, norm = spec.theta_nn_h_layer_topo, spec.hidden_activation, spec.critic_layer_norm
         crossq = spec.variant == "crossq"  # batch renormalisation in phi and the critics, no frozen networks
         n_critics = 1 if spec.q_backup == "single" else spec.num_critics
-        if spec.critic_dropout:  # the masks of every critic call (DroQ); checkpointed
-            self.dropout_noise = tf.random.Generator.from_seed(stream_seed(spec.seed, "critic_dropout"))
+        # the keys of the critics' dropout masks (DroQ), checkpointed; None without dropout
+        self.dropout_noise = (tf.random.Generator.from_seed(stream_seed(spec.seed, "critic_dropout"))
+                              if spec.critic_dropout else None)
 
         def build_critic(name: str) -> keras.Model:
             return build_state_action_value(obs_dim, act_dim, topo, activation, name, norm, spec.critic_dropout,
-                                            getattr(self, "dropout_noise", None), batch_renorm=crossq)
+                                            self.dropout_noise, batch_renorm=crossq)
 
         self.phi = build_gaussian_policy(obs_dim, act_dim, spec.phi_nn_h_layer_topo, activation, batch_renorm=crossq)
         self.critics = [build_critic(f"Q_theta_{i + 1}") for i in range(n_critics)]
@@ -363,7 +364,7 @@ class SoftActorCriticBrain:
         for critic in self.critics:
             objects[critic.name] = critic
         objects.update({f"optimizer_{loss}": optimizer for loss, optimizer in self.optimizers.items()})
-        if self.spec.critic_dropout:
+        if self.dropout_noise is not None:
             objects["critic_dropout_noise"] = self.dropout_noise
         if self.spec.learns_alpha:
             objects["log_alpha"] = self.log_alpha
