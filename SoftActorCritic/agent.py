@@ -40,6 +40,7 @@ class SoftActorCriticAgent:
         self.playground = GymPlayground(spec.env_id, spec.env_kwargs, seed=spec.seed, max_trj_steps=spec.max_trj_steps)
         self.eval_playground = GymPlayground(spec.env_id, spec.env_kwargs, max_trj_steps=spec.max_trj_steps)
         self.brain = SoftActorCriticBrain(spec, self.playground.obs_dim, self.playground.act_dim)
+        self.warmup_steps = spec.warmup_steps(self.playground.max_episode_steps)  # min_pool_size, 'auto' resolved
         self.buffer = ReplayBuffer(spec.pool_capacity, self.playground.obs_dim, self.playground.act_dim,
                                    seed=stream_seed(spec.seed, "replay_sampler"))
         self.epoch = 0
@@ -54,7 +55,7 @@ class SoftActorCriticAgent:
 
     # --------------------------------------------------------------- episodes
     def _act(self) -> np.ndarray:
-        if self.env_steps < self.spec.min_pool_size:
+        if self.env_steps < self.warmup_steps:
             return self.playground.sample_random_action()
         return self.brain.numpy_actor().sample(self._obs, self.brain.action_rng)
 
@@ -81,7 +82,7 @@ class SoftActorCriticAgent:
             if terminated or truncated:
                 episode_returns.append(self._episode_return)
                 self._obs = None
-            if len(self.buffer) >= spec.min_pool_size and self.env_steps % spec.gradient_step_interval == 0:
+            if len(self.buffer) >= self.warmup_steps and self.env_steps % spec.gradient_step_interval == 0:
                 # gradient_steps steps on as many minibatches from one gather, in one compiled call
                 update = self.brain.train_steps(self.buffer.sample(
                     spec.batch_size_in_ts, num_batches=spec.gradient_steps, n_step=spec.n_step,

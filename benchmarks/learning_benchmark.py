@@ -138,10 +138,11 @@ TASKS = {
     "hopper": Task("Hopper-v5", 150_000, 3, 10_000, LONG, MUJOCO_EVALUATION),
     "walker2d": Task("Walker2d-v5", 150_000, 3, 10_000, LONG, MUJOCO_EVALUATION),
 }
-# The SAC family (issue 27) against sbx's same algorithm, each with the evaluation, seeds and peer learning_starts of
-# the pendulum or hopper task above and a shorter budget; after the tasks above in --tasks all.
-SHORT_PENDULUM = {"steps": 5_000, "budgets": (1_000, 2_000, 3_000, 4_000, 5_000)}
-SHORT_HOPPER = {"steps": 50_000, "budgets": (10_000, 20_000, 30_000, 40_000, 50_000)}
+# The SAC family (issue 27) against sbx's same algorithm, each with the evaluation and seeds of the pendulum or
+# hopper task above, a shorter budget, and sbx's learning_starts equal to our warm-up (min_pool_size auto: five time
+# limits), so that both sides run the same settings; after the tasks above in --tasks all.
+SHORT_PENDULUM = {"steps": 5_000, "budgets": (1_000, 2_000, 3_000, 4_000, 5_000), "peer_learning_starts": 1_000}
+SHORT_HOPPER = {"steps": 50_000, "budgets": (10_000, 20_000, 30_000, 40_000, 50_000), "peer_learning_starts": 5_000}
 TASKS.update({f"{base}_{algo}": replace(TASKS[base], **short, spec=f"experiments/{algo}.yaml", peer="sbx",
                                         peer_algo=algo)
               for base, short in (("pendulum", SHORT_PENDULUM), ("hopper", SHORT_HOPPER))

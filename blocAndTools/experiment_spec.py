@@ -32,6 +32,8 @@ ACTOR_LOSSES = ("soft_q", "entropy_only", "none")
 # Hidden-layer activations a spec may use; blocAndTools.nn_blocs (TensorFlow) and
 # SoftActorCritic.numpy_policy (NumPy) each map exactly these names.
 ACTIVATION_NAMES = ("relu", "tanh", "elu", "selu", "gelu", "swish", "leaky_relu")
+# min_pool_size 'auto': the random warm-up lasts this many time limits of the environment (ExperimentSpec.warmup_steps)
+WARMUP_TIME_LIMITS = 5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,8 +66,8 @@ class ExperimentSpec:
     """Environment steps between two gradient steps (1: one gradient step per env step)."""
     gradient_steps: int = 1
     """Gradient steps taken every gradient_step_interval env steps, on as many minibatches sampled at once, in one compiled call (SB3's gradient_steps; interval = steps = 64: "train every 64 steps")."""  # noqa: E501
-    min_pool_size: int = 256
-    """Transitions collected with uniform random actions before the first gradient step (at least one minibatch)."""
+    min_pool_size: int | str = "auto"
+    """Transitions collected with uniform random actions before the first gradient step (at least one minibatch); 'auto': WARMUP_TIME_LIMITS (5) times the environment's time limit (Pendulum 1,000, MuJoCo and LunarLander 5,000; 1,000 counted without a limit), at most pool_capacity."""  # noqa: E501
     pool_capacity: int = 1_000_000
     """Replay buffer capacity; the oldest transitions are overwritten once full."""
     batch_size_in_ts: int = 256
@@ -138,6 +140,15 @@ class ExperimentSpec:
             value = _coerce(spec_field.name, getattr(self, spec_field.name), _FIELD_TYPES[spec_field.name])
             object.__setattr__(self, spec_field.name, value)
         _check_ranges(self)
+
+    def warmup_steps(self, time_limit: int | None) -> int:
+        """min_pool_size, with 'auto' resolved for an environment whose episodes end at time_limit steps (None: no
+        limit): a few full-length episodes of random actions, so that the first updates do not fit a handful of
+        transitions (HalfCheetah learned far slower after 256 than after 5,000; benchmarks/results/learning/
+        NOTES.md, session 11)."""
+        if self.min_pool_size != "auto":
+            return self.min_pool_size
+        return min(max(WARMUP_TIME_LIMITS * (time_limit or 1000), self.batch_size_in_ts), self.pool_capacity)
 
     @property
     def learns_alpha(self) -> bool:
@@ -252,9 +263,9 @@ def _check_ranges(spec: ExperimentSpec) -> None:
 
     for name in ("actor_learning_rate", "critic_learning_rate", "alpha_learning_rate", "reward_scaling"):
         require(math.isfinite(getattr(spec, name)) and getattr(spec, name) > 0, name, "a positive number")
-    for name in ("max_epoch", "timestep_per_epoch", "gradient_step_interval", "gradient_steps", "min_pool_size",
-                 "pool_capacity", "batch_size_in_ts", "checkpoint_interval", "target_update_interval",
-                 "num_actor_samples", "n_step", "actor_update_interval"):
+    for name in ("max_epoch", "timestep_per_epoch", "gradient_step_interval", "gradient_steps", "pool_capacity",
+                 "batch_size_in_ts", "checkpoint_interval", "target_update_interval", "num_actor_samples", "n_step",
+                 "actor_update_interval"):
         require(getattr(spec, name) >= 1, name, "an integer >= 1")
     require(spec.seed >= 0, "seed", "an integer >= 0")
     require(spec.max_eval_trj >= 0, "max_eval_trj", "an integer >= 0")
@@ -291,9 +302,14 @@ def _check_ranges(spec: ExperimentSpec) -> None:
     require(spec.critic_subset is None or spec.q_backup == "clipped", "critic_subset",
             f"null with q_backup {spec.q_backup} (a random subset's min is a clipped backup)")
     require(0.0 <= spec.critic_dropout < 1.0, "critic_dropout", "in [0, 1)")
-    require(spec.batch_size_in_ts <= spec.min_pool_size, "batch_size_in_ts",
-            f"<= min_pool_size ({spec.min_pool_size})")
-    require(spec.min_pool_size <= spec.pool_capacity, "min_pool_size", f"<= pool_capacity ({spec.pool_capacity})")
+    if spec.min_pool_size != "auto":
+        require(isinstance(spec.min_pool_size, int) and spec.min_pool_size >= 1, "min_pool_size",
+                "an integer >= 1 or 'auto'")
+        require(spec.batch_size_in_ts <= spec.min_pool_size, "batch_size_in_ts",
+                f"<= min_pool_size ({spec.min_pool_size})")
+        require(spec.min_pool_size <= spec.pool_capacity, "min_pool_size", f"<= pool_capacity ({spec.pool_capacity})")
+    require(spec.batch_size_in_ts <= spec.pool_capacity, "batch_size_in_ts",
+            f"<= pool_capacity ({spec.pool_capacity})")
     require(spec.hidden_activation in ACTIVATION_NAMES, "hidden_activation", "one of " + ", ".join(ACTIVATION_NAMES))
 
 

@@ -264,6 +264,21 @@ class TrainingLoopTest(unittest.TestCase):
         self.assertEqual(int(brain.updates), 3 * 11)
 
 
+    def test_the_auto_warmup_is_five_episodes_at_the_time_limit_of_random_actions(self):
+        # min_pool_size 'auto' with episodes of 12 steps: 60 random steps (no action noise drawn), the first update at
+        # env step 60, then one per env step
+        agent = SoftActorCriticAgent(short_spec(min_pool_size="auto", timestep_per_epoch=80))
+        self.addCleanup(agent.close)
+        self.assertEqual(agent.warmup_steps, 60)
+        noise, calls = copy_of(agent.brain.action_rng), []
+        with mock.patch.object(agent.brain, "train_steps", side_effect=lambda rows: calls.append(agent.env_steps)
+                               or {"all_finite": True}):
+            agent.run_epoch()
+        self.assertEqual(calls, list(range(60, 81)))
+        for _ in range(20):  # the noise of the 20 sampled actions, at env steps 60-79
+            noise.standard_normal(1, dtype=np.float32)
+        self.assertEqual(agent.brain.action_rng.bit_generator.state, noise.bit_generator.state)
+
     def test_updates_train_on_n_step_rows_of_the_spec_n_step_and_discount(self):
         # n_step 3, gamma 0.9, episodes of 12 steps: each update's rows carry a last column gamma^k, k = 1, 2 or 3
         # (k < 3 at an episode's end and at the newest transition), and train_step takes them

@@ -25,12 +25,12 @@ def write_spec(folder: str, text: str, name: str = "exp.yaml") -> Path:
 class DefaultsTest(unittest.TestCase):
     def test_general_defaults(self):
         # the paper's network sizes, discount, target rate and batch; a learned temperature (SAC v2's), no reward
-        # scale, critic learning rate 1e-3 and a one-minibatch warm-up (issue 26: the general default)
+        # scale, critic learning rate 1e-3 and a warm-up of five time limits (issue 26: the general default)
         spec = ExperimentSpec()
         self.assertEqual((spec.discount_factor, spec.actor_learning_rate, spec.critic_learning_rate,
                           spec.target_smoothing_coefficient, spec.target_update_interval, spec.batch_size_in_ts),
                          (0.99, 3e-4, 1e-3, 0.005, 1, 256))
-        self.assertEqual((spec.alpha, spec.reward_scaling, spec.min_pool_size), ("auto", 1.0, 256))
+        self.assertEqual((spec.alpha, spec.reward_scaling, spec.min_pool_size), ("auto", 1.0, "auto"))
         self.assertEqual(spec.phi_nn_h_layer_topo, (256, 256))
         self.assertEqual((spec.variant, spec.q_backup, spec.actor_gradient), ("v1", "clipped", "reparametrize"))
 
@@ -54,6 +54,15 @@ class DefaultsTest(unittest.TestCase):
         self.assertEqual(missing, [])
 
 
+    def test_auto_warmup_is_five_time_limits_within_the_pool(self):
+        # Pendulum (200), MuJoCo (1000), no time limit (counted 1000), a pool smaller than that, a large batch
+        spec = ExperimentSpec()
+        self.assertEqual([spec.warmup_steps(limit) for limit in (200, 1000, None)], [1000, 5000, 5000])
+        self.assertEqual(ExperimentSpec(pool_capacity=3000).warmup_steps(1000), 3000)
+        self.assertEqual(ExperimentSpec(batch_size_in_ts=2048).warmup_steps(200), 2048)
+        self.assertEqual(ExperimentSpec(min_pool_size=300).warmup_steps(1000), 300)  # a number is taken as it is
+
+
 class LoadingTest(unittest.TestCase):
     def test_yaml_overrides_and_roundtrip(self):
         with tempfile.TemporaryDirectory() as folder:
@@ -67,8 +76,8 @@ class LoadingTest(unittest.TestCase):
             self.assertEqual(ExperimentSpec.from_yaml(Path(folder) / "spec.yaml"), spec)
 
     def test_text_fields_are_those_whose_type_takes_a_string(self):
-        self.assertEqual([name for name in ("env_id", "alpha", "seed", "actor_learning_rate", "phi_nn_h_layer_topo",
-                                            "grid") if is_text_field(name)], ["env_id", "alpha"])
+        names = ("env_id", "alpha", "seed", "actor_learning_rate", "phi_nn_h_layer_topo", "grid", "min_pool_size")
+        self.assertEqual([name for name in names if is_text_field(name)], ["env_id", "alpha", "min_pool_size"])
 
     def test_integer_is_accepted_for_a_float_field(self):
         self.assertEqual(ExperimentSpec(reward_scaling=5).reward_scaling, 5.0)
@@ -110,6 +119,10 @@ class ValidationTest(unittest.TestCase):
         self.assertRejected("'batch_size_in_ts' = 512: must be <= min_pool_size", batch_size_in_ts=512,
                             min_pool_size=256)
         self.assertRejected("'min_pool_size'", min_pool_size=2000, pool_capacity=1000, batch_size_in_ts=100)
+        self.assertRejected("'min_pool_size' = 'soon': must be an integer >= 1 or 'auto'", min_pool_size="soon")
+        self.assertRejected("'min_pool_size' = 0", min_pool_size=0)
+        self.assertRejected("'batch_size_in_ts' = 512: must be <= pool_capacity", batch_size_in_ts=512,
+                            pool_capacity=500)
         self.assertRejected("'alpha' = 'hot'", alpha="hot")
         self.assertRejected("'variant'.*one of v1, v2, crossq", variant="v3")
         self.assertRejected("'q_backup'.*double needs", q_backup="double")
