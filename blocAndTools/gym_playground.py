@@ -9,6 +9,8 @@ still bootstrap).
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
 import logging
 import math
 import os
@@ -36,6 +38,31 @@ def render_offscreen_without_display() -> None:
     if not os.environ.get("DISPLAY"):
         os.environ.setdefault("MUJOCO_GL", "egl")
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+
+
+def import_from_working_folder(env_id: str) -> None:
+    """Let `env_id: my_envs.reach:ReachTarget-v0` find my_envs in the folder the command runs in.
+
+    gymnasium imports the module before the id's `:`. `python -m SoftActorCritic` has the working folder on
+    sys.path, the `sac` console script does not: when the module's top-level package is not importable, it
+    is loaded from the working folder into sys.modules (an installed package is never shadowed), and
+    gymnasium imports the rest of the dotted path through that package. Ray trials get the folder through
+    their PYTHONPATH (ray_backend.worker_environment).
+    """
+    module, separator, _ = env_id.partition(":")
+    top_level = module.split(".")[0]
+    if not separator or not top_level or top_level in sys.modules or importlib.util.find_spec(top_level):
+        return
+    spec = importlib.machinery.PathFinder.find_spec(top_level, [os.getcwd()])
+    if spec is None or spec.loader is None:
+        return  # gymnasium.make says the module cannot be imported
+    package = importlib.util.module_from_spec(spec)
+    sys.modules[top_level] = package
+    try:
+        spec.loader.exec_module(package)
+    except Exception as exc:
+        del sys.modules[top_level]
+        raise UserInputError(f"environment {env_id!r} cannot be imported: {_one_line(exc)}") from exc
 
 
 def route_mujoco_warnings(env_id: str) -> None:
@@ -97,6 +124,7 @@ class GymPlayground:
             raise UserInputError(f"max_trj_steps must be a positive integer or None, got {max_trj_steps!r}")
 
         render_offscreen_without_display()
+        import_from_working_folder(env_id)
         route_mujoco_warnings(env_id)
         make_kwargs = dict(env_kwargs or {})
         if max_trj_steps is not None:

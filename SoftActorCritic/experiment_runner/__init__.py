@@ -14,25 +14,12 @@ from blocAndTools.errors import run_command
 from SoftActorCritic.experiment_runner.parser import build_parser
 
 
-def add_working_folder_to_path() -> None:
-    """Let `env_id: my_envs.reach:ReachTarget-v0` import my_envs from the folder the command runs in.
-
-    `python -m SoftActorCritic` puts that folder on sys.path, the `sac` console script does not: the
-    same for both (appended, so a module there never shadows an installed one). Ray trials get it
-    through their PYTHONPATH (ray_backend.worker_environment).
-    """
-    folder = os.getcwd()
-    if folder not in sys.path and "" not in sys.path:
-        sys.path.append(folder)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; exit status 0 done, 1 environment fault or divergence, 2 bad input, 130 interrupted."""
     args = build_parser().parse_args(argv)
     # Quiet whatever the caller's TF_CPP_MIN_LOG_LEVEL: at 2, TensorFlow still prints ERROR-level notices
     # that are not errors (e.g. oneDNN's DT_INT32 fallback on AVX-512 CPUs). --verbose shows everything.
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if args.verbose else "3"
-    add_working_folder_to_path()
     try:
         return run_command(lambda: args.func(args))
     except BrokenPipeError:  # e.g. `sac list | head`: the reader left; say nothing more (Python docs' recipe)
