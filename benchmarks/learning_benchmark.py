@@ -46,7 +46,8 @@ Outputs per task in benchmarks/results/learning/<task>/ (small files, committed;
   evaluations.csv  library, seed, env_steps, eval_return_mean, eval_return_std, complete (run finished)
   curves.png       eval return against env steps: per library the IQM over seeds and its 95% bootstrap CI band
   table.md         per budget: each library's IQM [95% CI] over the seeds that reached it, n, and
-                   P(project > SB3) or P(project > sbx) [95% CI] (blocAndTools.statistics, seed 0)
+                   P(project > SB3) or P(project > sbx) [95% CI] (blocAndTools.statistics, seed 0); then the
+                   same over whole curves (AUC: each finished seed's mean over all its evaluations)
   command.txt      this command, and every run's command and status
 Exit status: 0 done (or stopped by --max-minutes), 1 a run failed, 2 bad input, 130 interrupted.
 """

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import matplotlib
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 from rich.console import Console
 
@@ -171,48 +172,69 @@ def assemble(runs: list[Run]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+def comparison(scores: dict[str, np.ndarray], libraries: dict[str, str]) -> dict:
+    """Per library n and the IQM of its scores with the 95% bootstrap interval; P(project > peer) with its interval
+    when both libraries have scores. Columns <library>_n and sweep_summary.interval_columns <library>_iqm(_ci_low,
+    _ci_high), p(_ci_low, _ci_high): NaN where a library has no score, NaN bounds for an interval over one seed."""
+    row = {}
+    for library, values in scores.items():
+        row[f"{library}_n"] = values.size if values.size else math.nan
+        row.update(interval_columns(f"{library}_iqm", iqm_interval(values) if values.size else None))
+    both = all(values.size for values in scores.values())
+    row.update(interval_columns("p", probability_of_improvement(scores["project"], scores[peer_of(libraries)])
+                                if both else None))
+    return row
+
+
 def budget_table(frame: pd.DataFrame, budgets: tuple[int, ...],
                  libraries: dict[str, str] = LIBRARIES) -> pd.DataFrame:
-    """One row per budget that a seed reached: per library n (seeds that reached it) and the IQM of their eval return
-    there with its 95% bootstrap interval; P(project > peer) with its interval when both libraries reached it.
-
-    Columns <library>_n and sweep_summary.interval_columns <library>_iqm(_ci_low, _ci_high), p(_ci_low, _ci_high):
-    NaN where a library has no seed there, NaN bounds for an interval over one seed.
-    """
+    """One row per budget that a seed reached (column env_steps): the comparison of the libraries' eval returns of
+    the seeds that reached it."""
     rows = []
     for budget in budgets:
         scores = {library: frame.loc[(frame["library"] == library) & (frame["env_steps"] == budget),
                                      "eval_return_mean"].to_numpy() for library in libraries}
-        if not any(values.size for values in scores.values()):
-            continue
-        row = {"env_steps": budget}
-        for library, values in scores.items():
-            row[f"{library}_n"] = values.size if values.size else math.nan
-            row.update(interval_columns(f"{library}_iqm", iqm_interval(values) if values.size else None))
-        both = all(values.size for values in scores.values())
-        row.update(interval_columns("p", probability_of_improvement(scores["project"], scores[peer_of(libraries)])
-                                    if both else None))
-        rows.append(row)
+        if any(values.size for values in scores.values()):
+            rows.append({"env_steps": budget, **comparison(scores, libraries)})
     return pd.DataFrame(rows)
 
 
+def curve_row(frame: pd.DataFrame, libraries: dict[str, str] = LIBRARIES) -> dict | None:
+    """The comparison over whole curves (AUC): each finished seed's mean over all its evaluations (both libraries
+    evaluate at the same steps); None before any seed has finished. An unfinished seed's curve is shorter: left out."""
+    finished = frame[frame.groupby(["library", "seed"])["complete"].transform("all")]
+    scores = {library: finished[finished["library"] == library].groupby("seed")["eval_return_mean"].mean().to_numpy()
+              for library in libraries}
+    return comparison(scores, libraries) if any(values.size for values in scores.values()) else None
+
+
+CURVE_LABEL = "AUC (each finished seed's mean evaluation)"
+
+
 def budget_cells(row: dict, libraries: dict[str, str] = LIBRARIES) -> list[str]:
-    """One budget's cells: each library's 'IQM [low, high], n=k' (empty: no seed), then P(project > peer)."""
+    """One row's cells: each library's 'IQM [low, high], n=k' (empty: no seed), then P(project > peer)."""
     cells = [f"{interval_cell(row, f'{library}_iqm', digits=0)}, n={int(row[f'{library}_n'])}"
              if row[f"{library}_n"] > 0 else "" for library in libraries]
     return [*cells, interval_cell(row, "p", digits=2) if not math.isnan(row["p"]) else ""]
 
 
-def markdown_table(table: pd.DataFrame, title: str, libraries: dict[str, str] = LIBRARIES) -> str:
-    """The budget table as markdown: one row per budget, one column per library, then P(project > peer)."""
+def table_lines(table: pd.DataFrame, curve: dict | None, libraries: dict[str, str]) -> list[list[str]]:
+    """The table's rows of cells: one per budget, then the whole curves' when a seed has finished."""
+    rows = [[f"{row['env_steps']:,}", *budget_cells(row, libraries)] for row in table.to_dict("records")]
+    return rows + ([[CURVE_LABEL, *budget_cells(curve, libraries)]] if curve is not None else [])
+
+
+def markdown_table(table: pd.DataFrame, title: str, libraries: dict[str, str] = LIBRARIES,
+                   curve: dict | None = None) -> str:
+    """The budget table as markdown: one row per budget (and the curve_row), one column per library, then
+    P(project > peer)."""
     improvement, peer = improvement_label(libraries), PEERS[peer_of(libraries)][0]
     lines = [f"**{title}** (deterministic eval return, mean of the evaluation episodes; IQM over seeds "
              f"[95% bootstrap CI], n = seeds that reached the step; {improvement} = the probability that a seed "
              f"of this project scores higher than a seed of {peer} there, 0.5 = no difference)", "",
              "| env steps | " + " | ".join(libraries.values()) + f" | {improvement} |",
              "|---|" + "---|" * (len(libraries) + 1)]
-    for row in table.to_dict("records"):
-        lines.append(f"| {row['env_steps']:,} | " + " | ".join(budget_cells(row, libraries)) + " |")
+    lines += ["| " + " | ".join(cells) + " |" for cells in table_lines(table, curve, libraries)]
     return "\n".join(lines) + "\n"
 
 
@@ -253,8 +275,8 @@ def write_report(folder: Path, title: str, budgets: tuple[int, ...], runs: list[
     folder.mkdir(parents=True, exist_ok=True)
     save_results(frame, folder / "evaluations.csv", float_format="%.2f")
     plot(frame, title, folder / "curves.png", libraries)
-    table = budget_table(frame, budgets, libraries)
-    (folder / "table.md").write_text(markdown_table(table, title, libraries))
+    table, curve = budget_table(frame, budgets, libraries), curve_row(frame, libraries)
+    (folder / "table.md").write_text(markdown_table(table, title, libraries, curve))
     lines = [f"# {datetime.datetime.now():%Y-%m-%d %H:%M}",
              f"python -m benchmarks.learning_benchmark {shlex.join(argv)}", "",
              "# runs (status at the end of this invocation)"]
@@ -267,4 +289,4 @@ def write_report(folder: Path, title: str, budgets: tuple[int, ...], runs: list[
     if not quiet:
         print_table(console, title, ["env steps", *(f"{library}: IQM [95% CI], n" for library in libraries),
                                      improvement_label(libraries)],
-                    [[f"{row['env_steps']:,}", *budget_cells(row, libraries)] for row in table.to_dict("records")])
+                    table_lines(table, curve, libraries))

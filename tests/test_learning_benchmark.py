@@ -169,6 +169,22 @@ sb3,1,2000,-90,1,True
         self.assertIn(f"| 2,000 | -135 [{two.low:.0f}, {two.high:.0f}], n=2 | -90 [–], n=1 | 0.00 [–] |", text)
         self.assertIn("| 4,000 | -80 [–], n=1 |  |  |", text)
 
+    def test_the_auc_row_compares_the_finished_seeds_mean_evaluations(self) -> None:
+        frame = pd.read_csv(io.StringIO(self.CSV))
+        curve = learning_report.curve_row(frame)
+        # finished: project seeds 1, 4, 5 (seed 2 has an unfinished evaluation, seed 3 none finished); SB3's four
+        project, sb3 = [(-300 - 150 - 80) / 3, -1000, -150], [(-110 - 90) / 2, -130, -500, -90]
+        self.assertEqual((curve["project_n"], curve["sb3_n"]), (3, 4))
+        self.assertAlmostEqual(curve["project_iqm"], iqm_interval(project).point)
+        self.assertAlmostEqual(curve["sb3_iqm"], (-130 - 100) / 2)  # the middle two of four
+        # P: -176.7 beats -500; -1000 none; -150 beats -500: 2 of 12 pairs
+        self.assertAlmostEqual(curve["p"], 2 / 12)
+        improvement = probability_of_improvement(project, sb3)
+        self.assertEqual((curve["p_ci_low"], curve["p_ci_high"]), (improvement.low, improvement.high))
+        text = learning_report.markdown_table(self.table(), "Pendulum", curve=curve)
+        self.assertEqual(text.strip().splitlines()[-1].split(" | ")[0], f"| {learning_report.CURVE_LABEL}")
+        self.assertIsNone(learning_report.curve_row(frame.assign(complete=False)))
+
     def test_an_sbx_tasks_table_and_plot_name_sbx(self) -> None:
         frame = pd.read_csv(io.StringIO(self.CSV.replace("sb3,", "sbx,")))
         libraries = learning_report.library_names("sbx", "crossq", "this project (experiments/crossq.yaml)")
