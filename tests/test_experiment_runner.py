@@ -98,6 +98,19 @@ class TrainEndToEndTest(unittest.TestCase):
         self.assertIn("deterministic return over 2 episodes", out)
         self.assertEqual(run_cli("eval", "--run-dir", str(self.run_dir), "--episodes", "0")[0], 2)
 
+    def test_eval_on_the_evaluation_episodes_repeats_a_checkpoints_evaluation(self):
+        progress = pd.read_csv(self.run_dir / "progress.csv")
+        for steps, expected in zip(progress["env_steps"], progress["eval_return_mean"]):
+            policy_file = self.run_dir / "checkpoints" / f"policy-{steps}.npz"  # its run's spec.yaml: its seed
+            status, out, err = run_cli("eval", "--run-dir", str(policy_file), "--episodes-of", "evaluation",
+                                       "--episodes", "1")  # the tiny spec evaluates one episode
+            self.assertEqual(status, 0, err)
+            self.assertIn("returns: [", out)
+            self.assertIn(f"mean {expected:.1f},", out)
+        status, out, err = run_cli("eval", "--run-dir", str(policy_file), "--episodes", "1")  # unseen start states
+        self.assertEqual(status, 0, err)
+        self.assertNotIn(f"mean {expected:.1f},", out)
+
     def test_best_policy_is_kept_without_a_goal_and_eval_best_uses_it(self):
         progress = pd.read_csv(self.run_dir / "progress.csv")
         self.assertIsNone(yaml.safe_load((self.run_dir / "spec.yaml").read_text())["expected_reward_goal"])

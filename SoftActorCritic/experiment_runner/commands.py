@@ -65,9 +65,12 @@ def command_train(args: argparse.Namespace) -> None:
 
 
 def _run_spec(run_dir: Path) -> ExperimentSpec:
-    """The spec of a run folder; a bare policy file gets the default seed and time limit."""
-    path = Path(run_dir) / "spec.yaml"
-    return ExperimentSpec.from_yaml(path) if path.is_file() else ExperimentSpec()
+    """The spec of a run folder, or of the run a policy file belongs to (<run>/checkpoints/policy-N.npz,
+    <run>/best_policy/policy.npz); a bare policy file gets the default seed and time limit."""
+    for folder in (Path(run_dir), Path(run_dir).parent.parent):
+        if (folder / "spec.yaml").is_file():
+            return ExperimentSpec.from_yaml(folder / "spec.yaml")
+    return ExperimentSpec()
 
 
 def _describe(policy: Policy) -> str:
@@ -93,13 +96,16 @@ def _episodes(args: argparse.Namespace) -> int:
 
 
 def command_eval(args: argparse.Namespace) -> None:
-    """Deterministic returns of a run's policy on the run's play episodes (unseen by training and its evaluations)."""
+    """Deterministic returns of a run's policy on the run's play episodes (unseen by training and its evaluations),
+    or with --episodes-of evaluation on the start states of its evaluations (progress.csv's eval_return_mean)."""
     episodes, policy, spec = _episodes(args), load_policy(args.run_dir, args.best), _run_spec(args.run_dir)
     with _playground(policy, spec) as playground:
-        returns = [playground.run_episode(policy.actor, seed) for seed in episode_seeds(spec.seed, episodes, "play")]
-    print(f"evaluated {_describe(policy)}")
+        returns = [playground.run_episode(policy.actor, seed)
+                   for seed in episode_seeds(spec.seed, episodes, args.episodes_of)]
+    print(f"evaluated {_describe(policy)} on its run's {args.episodes_of} episodes")
     print(f"{policy.env_id}: deterministic return over {len(returns)} episodes: mean {np.mean(returns):.1f}, "
           f"std {np.std(returns):.1f}, min {np.min(returns):.1f}, max {np.max(returns):.1f}")
+    print("returns:", [round(r, 1) for r in returns])
 
 
 def command_play(args: argparse.Namespace) -> int:

@@ -75,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--run-dir", required=True, help="the run folder (or a policy file)")
         sub.add_argument("--episodes", type=int, default=10 if name == "eval" else 1, help="number of episodes")
         sub.add_argument("--best", action="store_true", help="the best evaluated policy instead of the newest one")
+        if name == "eval":
+            sub.add_argument("--episodes-of", choices=("play", "evaluation"), default="play",
+                             help="play: start states unseen by training (default); evaluation: those of the "
+                                  "run's evaluations after each epoch, to look into one of them")
         if name == "play":
             sub.add_argument("--record", action="store_true", help="write mp4 videos to <run-dir>/videos/")
         sub.set_defaults(func=func)
