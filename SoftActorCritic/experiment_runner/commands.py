@@ -67,10 +67,8 @@ def command_train(args: argparse.Namespace) -> None:
 def _run_spec(run_dir: Path) -> ExperimentSpec:
     """The spec of a run folder, or of the run a policy file belongs to (<run>/checkpoints/policy-N.npz,
     <run>/best_policy/policy.npz); a bare policy file gets the default seed and time limit."""
-    for folder in (Path(run_dir), Path(run_dir).parent.parent):
-        if (folder / "spec.yaml").is_file():
-            return ExperimentSpec.from_yaml(folder / "spec.yaml")
-    return ExperimentSpec()
+    folder = Path(run_dir) if Path(run_dir).is_dir() else Path(run_dir).parent.parent
+    return ExperimentSpec.from_yaml(folder / "spec.yaml") if (folder / "spec.yaml").is_file() else ExperimentSpec()
 
 
 def _describe(policy: Policy) -> str:
