@@ -40,29 +40,38 @@ def render_offscreen_without_display() -> None:
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 
-def import_from_working_folder(env_id: str) -> None:
-    """Let `env_id: my_envs.reach:ReachTarget-v0` find my_envs in the folder the command runs in.
+def import_environment_module(env_id: str) -> None:
+    """Import the module of `env_id: my_envs.reach:ReachTarget-v0` (gymnasium's `module:Id` form) before gymnasium
+    does, so that an error in it, or a module not found, is one UserInputError line however the command started.
 
-    gymnasium imports the module before the id's `:`. `python -m SoftActorCritic` has the working folder on
-    sys.path, the `sac` console script does not: when the module's top-level package is not importable, it
-    is loaded from the working folder into sys.modules (an installed package is never shadowed), and
-    gymnasium imports the rest of the dotted path through that package. Ray trials get the folder through
-    their PYTHONPATH (ray_backend.worker_environment).
+    `python -m SoftActorCritic` has the working folder on sys.path, the `sac` console script does not: when the
+    module's top-level package is not importable, it is loaded from the working folder into sys.modules (an
+    installed package is never shadowed) and the rest of the dotted path is imported through it. Ray trials get
+    the folder through their PYTHONPATH (ray_backend.worker_environment).
     """
     module, separator, _ = env_id.partition(":")
-    top_level = module.split(".")[0]
-    if not separator or not top_level or top_level in sys.modules or importlib.util.find_spec(top_level):
+    if not separator:
         return
-    spec = importlib.machinery.PathFinder.find_spec(top_level, [os.getcwd()])
-    if spec is None or spec.loader is None:
-        return  # gymnasium.make says the module cannot be imported
-    package = importlib.util.module_from_spec(spec)
-    sys.modules[top_level] = package
+    top_level = module.split(".")[0]
     try:
-        spec.loader.exec_module(package)
+        if top_level and top_level not in sys.modules and not importlib.util.find_spec(top_level):
+            _load_from_working_folder(top_level)
+        importlib.import_module(module)
     except Exception as exc:
-        del sys.modules[top_level]
         raise UserInputError(f"environment {env_id!r} cannot be imported: {_one_line(exc)}") from exc
+
+
+def _load_from_working_folder(name: str) -> None:
+    """Put the module or package `name` of the working folder in sys.modules (nothing when there is none)."""
+    spec = importlib.machinery.PathFinder.find_spec(name, [os.getcwd()])
+    if spec is None or spec.loader is None:
+        return
+    sys.modules[name] = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(sys.modules[name])
+    except BaseException:
+        del sys.modules[name]
+        raise
 
 
 def route_mujoco_warnings(env_id: str) -> None:
@@ -124,7 +133,7 @@ class GymPlayground:
             raise UserInputError(f"max_trj_steps must be a positive integer or None, got {max_trj_steps!r}")
 
         render_offscreen_without_display()
-        import_from_working_folder(env_id)
+        import_environment_module(env_id)
         route_mujoco_warnings(env_id)
         make_kwargs = dict(env_kwargs or {})
         if max_trj_steps is not None:

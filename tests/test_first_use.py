@@ -82,12 +82,13 @@ class OwnEnvironmentTest(TemporaryFolderTest):
             os.chdir(here)
         self.assertIn(str(self.root.resolve()), [str(Path(path).resolve()) for path in paths])
 
-    def make_playground_without_the_folder_on_sys_path(self, env_id):
-        """A process whose sys.path lacks the working folder, as the `sac` console script's (python -P)."""
+    def make_playground_without_the_folder_on_sys_path(self, env_id, folder_on_sys_path=False):
+        """A process whose sys.path lacks the working folder, as the `sac` console script's (python -P); with
+        folder_on_sys_path, one that has it, as `python -m SoftActorCritic`."""
         code = f"from blocAndTools.gym_playground import GymPlayground; print(GymPlayground({env_id!r}, seed=0).obs_dim)"
         env = {**os.environ, "PYTHONPATH": str(REPO)}
-        return subprocess.run([sys.executable, "-P", "-c", code], cwd=self.root, capture_output=True, text=True,
-                              timeout=120, env=env)
+        return subprocess.run([sys.executable, *([] if folder_on_sys_path else ["-P"]), "-c", code], cwd=self.root,
+                              capture_output=True, text=True, timeout=120, env=env)
 
     def test_an_environment_module_of_the_working_folder_is_found_without_it_on_sys_path(self):
         (self.root / "my_envs").mkdir()
@@ -101,10 +102,11 @@ class OwnEnvironmentTest(TemporaryFolderTest):
 
     def test_a_broken_environment_module_is_one_user_error(self):
         (self.root / "broken_envs.py").write_text("raise RuntimeError('typo in my module')\n")
-        result = self.make_playground_without_the_folder_on_sys_path("broken_envs:Broken-v0")
-        self.assertNotEqual(result.returncode, 0)
-        self.assertIn("UserInputError: environment 'broken_envs:Broken-v0' cannot be imported: typo in my module",
-                      result.stderr)
+        for folder_on_sys_path in (False, True):  # the `sac` console script and `python -m SoftActorCritic` alike
+            result = self.make_playground_without_the_folder_on_sys_path("broken_envs:Broken-v0", folder_on_sys_path)
+            self.assertNotEqual(result.returncode, 0)
+            self.assertIn("UserInputError: environment 'broken_envs:Broken-v0' cannot be imported: typo in my module",
+                          result.stderr)
 
     @pytest.mark.slow  # the installed console script in a process of its own
     def test_sac_console_script_imports_an_environment_module_from_the_working_folder(self):
