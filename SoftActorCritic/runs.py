@@ -114,15 +114,19 @@ def train_one(spec: ExperimentSpec, run_dir: Path, resume: bool, view: ConsoleVi
         agent.close()
 
 
-def resume_spec(run_dir: Path, overrides: Sequence[str]) -> ExperimentSpec:
-    """The run's spec with the one change a resume allows: a new max_epoch (any other would mix two experiments)."""
-    spec = ExperimentSpec.from_yaml(run_dir / "spec.yaml")
+def resume_changes(overrides: Sequence[str]) -> dict:
+    """The --set changes of a resume: a new max_epoch at most (any other would mix two experiments)."""
     changes = dict(parse_override(text) for text in overrides)
     refused = sorted(set(changes) - {"max_epoch"})
     if refused:
         raise UserInputError(f"--set {refused[0]} with --resume: only max_epoch can change when a run continues "
                              f"(another field would mix two experiments in one progress.csv)")
-    return spec.replace(**changes)
+    return changes
+
+
+def resume_spec(run_dir: Path, overrides: Sequence[str]) -> ExperimentSpec:
+    """The run's spec with the one change a resume allows: a new max_epoch."""
+    return ExperimentSpec.from_yaml(run_dir / "spec.yaml").replace(**resume_changes(overrides))
 
 
 def has_checkpoint(run_dir: Path) -> bool:

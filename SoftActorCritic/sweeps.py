@@ -23,7 +23,9 @@ from SoftActorCritic import ray_backend
 from SoftActorCritic.runs import (
     check_environments,
     clear_unusable,
+    has_checkpoint,
     latest_checkpoint_state,
+    resume_changes,
     resume_spec,
     run_status,
     train_one,
@@ -65,12 +67,35 @@ def read_manifest(sweep_dir: Path) -> list[tuple[ExperimentSpec, Path]]:
         raise UserInputError(f"{sweep_dir / MANIFEST} is not a sweep manifest ({error})") from None
 
 
+def extend_sweep(sweep_dir: Path, runs: list[tuple[ExperimentSpec, Path]],
+                 max_epoch: Any) -> list[tuple[ExperimentSpec, Path]]:
+    """The sweep's runs with a new max_epoch, written to sweep.yaml and to each started run's spec.yaml (what
+    `train --resume --set max_epoch=N` does to one run); refused before any write when a run has done more."""
+    extended = [(spec.replace(max_epoch=max_epoch), run_dir) for spec, run_dir in runs]
+    for spec, run_dir in extended:
+        state = latest_checkpoint_state(run_dir) if has_checkpoint(run_dir) else None
+        if state is not None and state["epoch"] > spec.max_epoch:
+            raise UserInputError(f"--set max_epoch={spec.max_epoch}: run {run_dir} has already done "
+                                 f"{state['epoch']} epochs")
+    manifest = yaml.safe_load((sweep_dir / MANIFEST).read_text())
+    for entry, (spec, run_dir) in zip(manifest["runs"], extended, strict=True):
+        entry["spec"] = spec.to_dict()
+        if (run_dir / "spec.yaml").is_file():
+            spec.to_yaml(run_dir / "spec.yaml")
+    write_text_atomically(sweep_dir / MANIFEST, yaml.safe_dump(manifest, sort_keys=False))
+    return extended
+
+
 def resume_sweep(sweep_dir: Path, backend: str, make_view: Callable[[], Any], ray_address: str | None = None,
-                 max_concurrent: int | None = None) -> None:
-    """Continue an interrupted sweep: finished runs are skipped, the others continue from their checkpoints.
+                 max_concurrent: int | None = None, overrides: Sequence[str] = ()) -> None:
+    """Continue an interrupted sweep: finished runs are skipped, the others continue from their checkpoints;
+    with --set max_epoch=N every run is extended to N epochs first.
 
     make_view() (which loads TensorFlow) is called only when a run is left to train locally."""
     runs = read_manifest(sweep_dir)
+    changes = resume_changes(overrides)
+    if changes:
+        runs = extend_sweep(sweep_dir, runs, changes["max_epoch"])
     todo = [(spec, run_dir) for spec, run_dir in runs if run_status(spec, run_dir) != "finished"]
     print(f"resuming sweep {sweep_dir}: {len(runs) - len(todo)} of {len(runs)} runs finished earlier, "
           f"{len(todo)} to run", flush=True)
@@ -107,11 +132,9 @@ def train_runs(runs: Sequence[tuple[ExperimentSpec, Path]], sweep_dir: Path | No
 
 def resume(run_dir: Path, overrides: Sequence[str], backend: str, make_view: Callable[[], Any],
            ray_address: str | None = None, max_concurrent: int | None = None) -> None:
-    """Continue a run (or extend it with max_epoch=N in overrides), or a sweep folder's unfinished runs."""
+    """Continue a run or a sweep folder's unfinished runs (or extend them: max_epoch=N in overrides)."""
     if is_sweep_folder(run_dir):
-        if overrides:
-            raise UserInputError("--set with --resume of a sweep folder: a sweep continues as it was planned")
-        resume_sweep(run_dir, backend, make_view, ray_address, max_concurrent)
+        resume_sweep(run_dir, backend, make_view, ray_address, max_concurrent, overrides)
         return
     if not (run_dir / "spec.yaml").is_file():
         raise UserInputError(f"run folder {str(run_dir)!r} holds no spec.yaml to resume")

@@ -176,6 +176,33 @@ class ExtendRunTest(unittest.TestCase):
             self.assertEqual(yaml.safe_load((run_dir / "spec.yaml").read_text())["max_epoch"], 2)
             self.assertEqual(load_policy(run_dir).env_steps, 400)
 
+    def test_resume_with_a_larger_max_epoch_extends_every_run_of_a_sweep(self):
+        with tempfile.TemporaryDirectory() as folder:
+            sweep = Path(folder) / "sweep"
+            spec = write_spec(Path(folder) / "tiny.yaml", max_epoch=2)
+            status, _, err = run_cli("train", "--spec", str(spec), "--reruns", "2", "--run-dir", str(sweep))
+            self.assertEqual(status, 0, err)
+            runs = sorted(path.parent for path in sweep.rglob("spec.yaml"))
+            self.assertEqual(len(runs), 2)
+            before = folder_state(sweep)
+            for change in ("max_epoch=1", "seed=4"):  # fewer epochs than done, another field: refused, nothing written
+                with self.subTest(change=change):
+                    status, _, err = run_cli("train", "--resume", "--run-dir", str(sweep), "--set", change)
+                    self.assertEqual(status, 2, err)
+                    self.assertIn(change.split("=")[0], err)
+                    self.assertEqual(len(err.strip().splitlines()), 1, err)
+            self.assertEqual(folder_state(sweep), before)
+
+            status, out, err = run_cli("train", "--resume", "--run-dir", str(sweep), "--set", "max_epoch=3")
+            self.assertEqual(status, 0, err)
+            self.assertIn("0 of 2 runs finished earlier, 2 to run", out)
+            for run_dir in runs:
+                self.assertEqual(pd.read_csv(run_dir / "progress.csv")["epoch"].tolist(), [1, 2, 3])
+                self.assertEqual(yaml.safe_load((run_dir / "spec.yaml").read_text())["max_epoch"], 3)
+            manifest = yaml.safe_load((sweep / "sweep.yaml").read_text())
+            self.assertEqual([entry["spec"]["max_epoch"] for entry in manifest["runs"]], [3, 3])
+            self.assertEqual(pd.read_csv(sweep / "summary.csv")["epochs"].tolist(), [3])
+
 
 class BadInputTest(unittest.TestCase):
     def setUp(self):

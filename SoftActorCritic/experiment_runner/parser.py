@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--spec", help="spec YAML file, or a shipped experiment's name, e.g. pendulum (see `sac list`)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a spec field (repeatable); a list value makes a grid search; with --resume "
-                            "only max_epoch=N, to extend the run")
+                            "only max_epoch=N, to extend the run (a sweep folder: each of its runs)")
     train.add_argument("--run-dir", help="run folder (default runs/<name>/<date-time>-seed<N>); with a grid "
                                          "or reruns, the sweep folder (default runs/<name>/sweep-<date-time>)")
     train.add_argument("--reruns", type=int, default=1, help="seeds per grid point: seed, seed+1, ...")
