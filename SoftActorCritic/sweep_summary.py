@@ -130,11 +130,12 @@ def short_value(value: Any) -> str:
 
 def summarize(run_dirs: Sequence[Path]) -> pd.DataFrame:
     """One row per grid point: varied fields, seeds, runs, env steps, IQM [95% CI] of the final eval return and of
-    its AUC, final and best eval return (mean, min, max).
+    its AUC, final and best eval return (mean, min, max), and how many runs reached the spec's goal.
 
     seeds: the point's run folders with at least one epoch (others are left out); runs: those with an evaluation,
     the n of every statistic (the same unless max_eval_trj is 0). Final: each run's last evaluation; AUC: each
-    run's mean over its evaluations (run_scores); best: each run's highest eval return.
+    run's mean over its evaluations (run_scores); best: each run's highest eval return; goal_reached: the runs
+    whose best reached expected_reward_goal (empty without a goal): "learned k times out of n".
     """
     import pandas as pd
 
@@ -158,6 +159,8 @@ def summarize(run_dirs: Sequence[Path]) -> pd.DataFrame:
             row[f"{name}_eval_return_mean"] = float(sum(values) / len(values)) if values else math.nan
             row[f"{name}_eval_return_min"] = float(min(values)) if values else math.nan
             row[f"{name}_eval_return_max"] = float(max(values)) if values else math.nan
+        goal = spec.get("expected_reward_goal")  # reached: at some evaluation, as the runner announces it
+        row["goal_reached"] = math.nan if goal is None else sum(value >= goal for value in best)
         row["wall_time_s"] = float(sum(frame["wall_time_s"].iloc[-1] for frame in frames) / len(frames))
         rows.append(row)
     return pd.DataFrame(rows)
@@ -184,17 +187,20 @@ def print_summary(table: pd.DataFrame, title: str) -> None:
     view = Table(title=title, title_justify="left", caption_justify="left",
                  caption=f"eval return of each run: final = its last evaluation, AUC = the mean of its evaluations, "
                          f"best = its highest; IQM over the n runs [95% bootstrap CI] ({DASH}: one run, no interval)")
-    fixed = {"point", "seeds", "runs", "env_steps", "epochs", "wall_time_s"}
+    fixed = {"point", "seeds", "runs", "env_steps", "epochs", "wall_time_s", "goal_reached"}
     varied = [column for column in table.columns
               if column not in fixed and "eval_return" not in column and "_iqm" not in column]
+    goals = bool("goal_reached" in table and table["goal_reached"].notna().any())  # older summaries have no such column
     for column in varied + ["n", "env steps", "final: IQM [95% CI]", "AUC: IQM [95% CI]", "final: min to max",
-                            "best: mean", "wall time"]:
+                            "best: mean"] + ["reached the goal"] * goals + ["wall time"]:
         view.add_column(column, justify="left" if column in varied else "right", no_wrap=column not in varied)
     for _, row in table.iterrows():
+        reached = ([DASH if math.isnan(row["goal_reached"]) else f"{row['goal_reached']:.0f} of {row['runs']}"]
+                   if goals else [])
         view.add_row(*[str(row[column]) for column in varied], str(row["runs"]), str(row["env_steps"]),
                      interval_cell(row, "final_iqm"), interval_cell(row, "auc_iqm"),
                      f"{row['final_eval_return_min']:.1f} to {row['final_eval_return_max']:.1f}",
-                     f"{row['best_eval_return_mean']:.1f}", f"{row['wall_time_s'] / 60:.1f} min")
+                     f"{row['best_eval_return_mean']:.1f}", *reached, f"{row['wall_time_s'] / 60:.1f} min")
     console.print(view)
 
 

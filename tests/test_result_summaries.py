@@ -89,6 +89,19 @@ class SummaryColumnsTest(FoldersTest):
         self.assertIn("3.0 [–]", out)
         self.assertIn(format_interval(iqm_interval([returns[-1] for returns in A_RETURNS])), out)
 
+    def test_goal_reached_counts_the_runs_whose_best_evaluation_reached_the_goal(self):
+        goal = self.sweep / "x-goal"
+        for seed, returns in enumerate(A_RETURNS):  # best of each run: 10, 20, 30, 40, 1000; last: the same
+            write_run(goal, seed, returns[::-1], reward_scaling=1, expected_reward_goal=20.0)
+        table = sweep_summary.write_summary(self.sweep, self.runs(goal, self.c)).set_index("point")
+        self.assertEqual(table.loc["x-goal", "goal_reached"], 4)  # 20 reaches a goal of 20, as the runner says
+        self.assertTrue(np.isnan(table.loc["x-reward_scaling=20", "goal_reached"]))  # no goal: an empty cell
+        out = subprocess.run([sys.executable, "-c", "import pandas as pd, sys; from SoftActorCritic.sweep_summary "
+                              "import print_summary; print_summary(pd.read_csv(sys.argv[1]), 'summary')",
+                              str(self.sweep / sweep_summary.SUMMARY)], capture_output=True, text=True, cwd=REPO,
+                             timeout=60).stdout
+        self.assertIn("4 of 5", out)
+
     def test_the_same_runs_give_the_same_summary(self):
         first = sweep_summary.summarize(self.runs(self.a, self.b))
         pd.testing.assert_frame_equal(first, sweep_summary.summarize(self.runs(self.b, self.a)).iloc[::-1]
