@@ -27,18 +27,28 @@ if TYPE_CHECKING:
     from blocAndTools.statistics import Interval
 
 SUMMARY = "summary.csv"
+MANIFEST = "sweep.yaml"  # a sweep folder's planned runs (written by sweeps.py)
 METRIC = "eval_return_mean"  # the progress.csv column that scores a run
 # Spec fields that never make two runs different grid points.
 NOT_A_GRID_FIELD = ("name", "description", "seed")
 
 
 def find_runs(folder: Path) -> list[Path]:
-    """The run folders (holding progress.csv) at or under folder; hidden folders (a sweep's .ray_tune) are not runs."""
+    """The run folders (holding progress.csv) at or under folder; hidden folders (a sweep's .ray_tune) are not runs.
+
+    In a sweep folder they come in the order its sweep.yaml planned them (the grid's order: reward scale 1, 5, 20,
+    40, not the folder names' 1, 20, 40, 5), elsewhere sorted by path."""
     runs = sorted(path.parent for path in Path(folder).rglob("progress.csv")
                   if not any(part.startswith(".") for part in path.relative_to(folder).parts))
     if not runs:
         raise UserInputError(f"no progress.csv at or under {str(folder)!r}")
-    return runs
+    try:
+        manifest = yaml.safe_load((Path(folder) / MANIFEST).read_text())
+        planned = [Path(folder) / entry["folder"] for entry in manifest["runs"]]
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return runs  # not a sweep folder (or an unreadable manifest): by path
+    order = {run: index for index, run in enumerate(planned)}
+    return sorted(runs, key=lambda run: order.get(run, len(order)))  # stable: unplanned ones last, by path
 
 
 def read_spec_fields(run_dir: Path) -> dict[str, Any]:

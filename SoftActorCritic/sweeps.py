@@ -30,9 +30,7 @@ from SoftActorCritic.runs import (
     run_status,
     train_one,
 )
-from SoftActorCritic.sweep_summary import report_summary
-
-MANIFEST = "sweep.yaml"
+from SoftActorCritic.sweep_summary import MANIFEST, report_summary
 
 
 def default_sweep_dir(spec_path: Path | None, overrides: Sequence[str], reruns: int) -> Path | None:

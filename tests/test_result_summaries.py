@@ -102,6 +102,15 @@ class SummaryColumnsTest(FoldersTest):
                              timeout=60).stdout
         self.assertIn("4 of 5", out)
 
+    def test_a_sweep_folders_runs_come_in_the_planned_order(self):
+        by_path = sweep_summary.find_runs(self.sweep)  # x-reward_scaling=1, =20, =5
+        self.assertEqual([run.parent for run in by_path[4:7]], [self.a, self.c, self.b])
+        planned = [run for folder in (self.a, self.b, self.c) for run in sweep_summary.find_runs(folder)]
+        (self.sweep / sweep_summary.MANIFEST).write_text(yaml.safe_dump(
+            {"runs": [{"folder": str(run.relative_to(self.sweep))} for run in planned]}))
+        self.assertEqual(sweep_summary.find_runs(self.sweep), planned)
+        self.assertEqual(sweep_summary.summarize(planned)["reward_scaling"].tolist(), ["1", "5", "20"])
+
     def test_the_same_runs_give_the_same_summary(self):
         first = sweep_summary.summarize(self.runs(self.a, self.b))
         pd.testing.assert_frame_equal(first, sweep_summary.summarize(self.runs(self.b, self.a)).iloc[::-1]
