@@ -97,20 +97,25 @@ class BatchRenorm(keras.layers.Layer):
         return scale, self.beta - scale * self.moving_mean
 
     def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
-        sigma = tf.sqrt(self.moving_variance + self.epsilon)
+        # Both modes as one affine map per unit, x * scale + shift: two full-size ops (and their gradients) instead
+        # of the formula's six, which cost CrossQ's update more than its matmuls (13 % of its time per step).
         if not training:
-            return self.gamma * (x - self.moving_mean) / sigma + self.beta
+            scale, shift = self.scale_and_shift()
+            return x * scale + shift
+        sigma = tf.sqrt(self.moving_variance + self.epsilon)
         batch_mean, batch_variance = tf.nn.moments(x, axes=[0])
         batch_sigma = tf.sqrt(batch_variance + self.epsilon)
         renorm = tf.cast(self.steps >= self.warmup_steps, x.dtype)  # 0 during the warm-up: r = 1, d = 0
         r = tf.stop_gradient(tf.clip_by_value(batch_sigma / sigma, 1.0 / self.r_max, self.r_max))
         d = tf.stop_gradient(tf.clip_by_value((batch_mean - self.moving_mean) / sigma, -self.d_max, self.d_max))
         r, d = renorm * r + (1.0 - renorm), renorm * d
-        normalised = (x - batch_mean) / batch_sigma * r + d
+        # gamma * ((x - mean_B) / sigma_B * r + d) + beta = x * scale + shift
+        scale = self.gamma * r / batch_sigma
+        shift = self.beta + self.gamma * d - scale * batch_mean
         self.moving_mean.assign(self.momentum * self.moving_mean + (1.0 - self.momentum) * batch_mean)
         self.moving_variance.assign(self.momentum * self.moving_variance + (1.0 - self.momentum) * batch_variance)
         self.steps.assign_add(1)
-        return self.gamma * normalised + self.beta
+        return x * scale + shift
 
     def compute_output_shape(self, input_shape):
         return input_shape
