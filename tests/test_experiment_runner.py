@@ -100,7 +100,7 @@ class TrainEndToEndTest(unittest.TestCase):
 
     def test_eval_on_the_evaluation_episodes_repeats_a_checkpoints_evaluation(self):
         progress = pd.read_csv(self.run_dir / "progress.csv")
-        for steps, expected in zip(progress["env_steps"], progress["eval_return_mean"]):
+        for steps, expected in zip(progress["env_steps"], progress["eval_return_mean"], strict=True):
             policy_file = self.run_dir / "checkpoints" / f"policy-{steps}.npz"  # its run's spec.yaml: its seed
             status, out, err = run_cli("eval", "--run-dir", str(policy_file), "--episodes-of", "evaluation",
                                        "--episodes", "1")  # the tiny spec evaluates one episode

@@ -85,9 +85,11 @@ class OwnEnvironmentTest(TemporaryFolderTest):
     def make_playground_without_the_folder_on_sys_path(self, env_id, folder_on_sys_path=False):
         """A process whose sys.path lacks the working folder, as the `sac` console script's (python -P); with
         folder_on_sys_path, one that has it, as `python -m SoftActorCritic`."""
-        code = f"from blocAndTools.gym_playground import GymPlayground; print(GymPlayground({env_id!r}, seed=0).obs_dim)"
+        code = ("from blocAndTools.gym_playground import GymPlayground; "
+                f"print(GymPlayground({env_id!r}, seed=0).obs_dim)")
         env = {**os.environ, "PYTHONPATH": str(REPO)}
-        return subprocess.run([sys.executable, *([] if folder_on_sys_path else ["-P"]), "-c", code], cwd=self.root,
+        isolation = [] if folder_on_sys_path else ["-P"]
+        return subprocess.run([sys.executable, *isolation, "-c", code], cwd=self.root,
                               capture_output=True, text=True, timeout=120, env=env)
 
     def test_an_environment_module_of_the_working_folder_is_found_without_it_on_sys_path(self):
