@@ -139,10 +139,21 @@ def latest_checkpoint_state(run_dir: Path) -> dict | None:
     return read_latest_state(Path(run_dir) / "checkpoints")
 
 
+def resumable_state(run_dir: Path) -> dict | None:
+    """latest_checkpoint_state of a run folder that has_checkpoint, else None (nothing to resume from)."""
+    return latest_checkpoint_state(run_dir) if has_checkpoint(run_dir) else None
+
+
+def refuse_fewer_epochs(spec: ExperimentSpec, run_dir: Path, done: int) -> None:
+    """A resume extends a run, never cuts it: a max_epoch below the epochs it has done is one line, exit 2."""
+    if spec.max_epoch < done:
+        raise UserInputError(f"--set max_epoch={spec.max_epoch}: run {run_dir} has already done {done} epochs")
+
+
 def run_status(spec: ExperimentSpec, run_dir: Path) -> RunStatus:
     """'finished' (last epoch checkpointed), 'resume' (a checkpoint to continue from) or 'train' (nothing
     worth keeping)."""
-    state = latest_checkpoint_state(run_dir) if has_checkpoint(run_dir) else None
+    state = resumable_state(run_dir)
     if state is None:
         return "train"
     return "finished" if state["epoch"] >= spec.max_epoch else "resume"

@@ -23,8 +23,9 @@ from SoftActorCritic import ray_backend
 from SoftActorCritic.runs import (
     check_environments,
     clear_unusable,
-    has_checkpoint,
     latest_checkpoint_state,
+    refuse_fewer_epochs,
+    resumable_state,
     resume_changes,
     resume_spec,
     run_status,
@@ -71,10 +72,8 @@ def extend_sweep(sweep_dir: Path, runs: list[tuple[ExperimentSpec, Path]],
     `train --resume --set max_epoch=N` does to one run); refused before any write when a run has done more."""
     extended = [(spec.replace(max_epoch=max_epoch), run_dir) for spec, run_dir in runs]
     for spec, run_dir in extended:
-        state = latest_checkpoint_state(run_dir) if has_checkpoint(run_dir) else None
-        if state is not None and state["epoch"] > spec.max_epoch:
-            raise UserInputError(f"--set max_epoch={spec.max_epoch}: run {run_dir} has already done "
-                                 f"{state['epoch']} epochs")
+        state = resumable_state(run_dir)
+        refuse_fewer_epochs(spec, run_dir, 0 if state is None else state["epoch"])
     manifest = yaml.safe_load((sweep_dir / MANIFEST).read_text())
     for entry, (spec, run_dir) in zip(manifest["runs"], extended, strict=True):
         entry["spec"] = spec.to_dict()
@@ -140,8 +139,7 @@ def resume(run_dir: Path, overrides: Sequence[str], backend: str, make_view: Cal
     state = latest_checkpoint_state(run_dir)
     if state is None:
         raise UserInputError(f"run folder {str(run_dir)!r} holds no checkpoint to resume from")
-    if spec.max_epoch < state["epoch"]:
-        raise UserInputError(f"--set max_epoch={spec.max_epoch}: the run has already done {state['epoch']} epochs")
+    refuse_fewer_epochs(spec, run_dir, state["epoch"])
     if spec.max_epoch == state["epoch"]:
         print(f"{run_dir} has finished its {spec.max_epoch} epochs; nothing to do "
               f"(extend it with --set max_epoch=N, N > {spec.max_epoch})")

@@ -40,6 +40,13 @@ def write_run(folder: Path, seed: int, returns: list[float], max_epoch: int = 3,
     return run
 
 
+def printed_summary(path: Path) -> str:
+    """The table print_summary makes of a summary.csv, in a child process (off a terminal, as in a log file)."""
+    return subprocess.run([sys.executable, "-c", "import pandas as pd, sys; from SoftActorCritic.sweep_summary "
+                           "import print_summary; print_summary(pd.read_csv(sys.argv[1]), 'summary')", str(path)],
+                          capture_output=True, text=True, cwd=REPO, timeout=60).stdout
+
+
 class FoldersTest(unittest.TestCase):
     """A sweep folder: point A (reward_scaling=1, five runs), point B (reward_scaling=5, five runs, finals B_FINALS)
     and point C (reward_scaling=20, one run)."""
@@ -82,10 +89,7 @@ class SummaryColumnsTest(FoldersTest):
         self.assertEqual(one_run[header.index("final_iqm")], "3")
         for column in ("final_iqm_ci_low", "final_iqm_ci_high", "auc_iqm_ci_low", "auc_iqm_ci_high"):
             self.assertEqual(one_run[header.index(column)], "", column)
-        out = subprocess.run([sys.executable, "-c", "import pandas as pd, sys; from SoftActorCritic.sweep_summary "
-                              "import print_summary; print_summary(pd.read_csv(sys.argv[1]), 'summary')",
-                              str(self.sweep / sweep_summary.SUMMARY)], capture_output=True, text=True, cwd=REPO,
-                             timeout=60).stdout
+        out = printed_summary(self.sweep / sweep_summary.SUMMARY)
         self.assertIn("3.0 [–]", out)
         self.assertIn(format_interval(iqm_interval([returns[-1] for returns in A_RETURNS])), out)
 
@@ -96,10 +100,7 @@ class SummaryColumnsTest(FoldersTest):
         table = sweep_summary.write_summary(self.sweep, self.runs(goal, self.c)).set_index("point")
         self.assertEqual(table.loc["x-goal", "goal_reached"], 4)  # 20 reaches a goal of 20, as the runner says
         self.assertTrue(np.isnan(table.loc["x-reward_scaling=20", "goal_reached"]))  # no goal: an empty cell
-        out = subprocess.run([sys.executable, "-c", "import pandas as pd, sys; from SoftActorCritic.sweep_summary "
-                              "import print_summary; print_summary(pd.read_csv(sys.argv[1]), 'summary')",
-                              str(self.sweep / sweep_summary.SUMMARY)], capture_output=True, text=True, cwd=REPO,
-                             timeout=60).stdout
+        out = printed_summary(self.sweep / sweep_summary.SUMMARY)
         self.assertIn("4 of 5", out)
 
     def test_a_sweep_folders_runs_come_in_the_planned_order(self):
