@@ -24,7 +24,7 @@ from blocAndTools.replay_buffer import ReplayBuffer
 from blocAndTools.run_logging import ConsoleView, ProgressFiles
 from blocAndTools.seeding import episode_seeds, stream_seed
 from blocAndTools.tf_threads import configure_tensorflow_threads
-from SoftActorCritic.brain import SoftActorCriticBrain
+from SoftActorCritic.brain import ADDED_LATER, SoftActorCriticBrain
 from SoftActorCritic.metrics import UPDATE_METRICS
 from SoftActorCritic.numpy_policy import BEST_POLICY, Policy, checkpoint_policy_path
 
@@ -51,7 +51,7 @@ class SoftActorCriticAgent:
         self._episode_return = 0.0
         self.stop_requested = False  # set by a signal handler: stop and checkpoint at the next step
         self.checkpointer = None if self.run_dir is None else RunCheckpointer(
-            self.run_dir / "checkpoints", self.brain.trackables())
+            self.run_dir / "checkpoints", self.brain.trackables(), added_later=ADDED_LATER)
 
     # --------------------------------------------------------------- episodes
     def _act(self) -> np.ndarray:

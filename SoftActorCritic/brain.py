@@ -89,6 +89,13 @@ class SoftActorCriticBrain:
             self.trained_by_loss["pi_loss"] = self.phi.trainable_variables
         if spec.learns_alpha:
             self.trained_by_loss["alpha_loss"] = [self.log_alpha]
+        # With a delayed actor, v2 and crossq compute the actor's losses only on the updates that move it (v1's V
+        # target needs the fresh actions on every update); the other updates report the values last computed.
+        self.actor_skippable = spec.variant != "v1" and spec.actor_update_interval > 1
+        if self.actor_skippable:
+            self.actor_metric_names = ["pi_loss", *(["alpha_loss"] if spec.learns_alpha else []), "log_pi_mean"]
+            self.last_actor_metrics = tf.Variable(tf.zeros(len(self.actor_metric_names)), trainable=False,
+                                                  name="last_actor_metrics")
         # Adam's beta_1 is the spec's for the networks; log_alpha's keeps 0.9, as in sbx's CrossQ
         self.optimizers = {loss: FusedAdam(variables, self._learning_rate(loss),
                                            0.9 if loss == "alpha_loss" else spec.adam_beta1, name=f"adam_{loss}")
@@ -242,21 +249,23 @@ class SoftActorCriticBrain:
     def _update(self, rows: tf.Tensor, noise: tuple[tf.Tensor, ...]) -> dict[str, tf.Tensor]:
         """One SAC update on the minibatch `rows` (batch, width) with the given noise (_draw_noise's): a gradient step
         on every trained network (on phi and log_alpha only when the update's number is a multiple of
-        actor_update_interval), then the target update when it is due; counts itself in `updates`, returns its
-        metrics (every loss at the weights before the update, the delayed ones too)."""
+        actor_update_interval, counting from 0), then the target update when it is due; counts itself in `updates`,
+        returns its metrics (every loss at the weights before the update, the delayed ones too)."""
         obs, act, rew, next_obs, terminated = transition_columns(rows, self.obs_dim, self.act_dim)
         discount = rows[:, -1] if self.spec.n_step > 1 else None  # n-step rows: gamma^k per row
-        with tf.GradientTape(persistent=True) as tape:
-            metrics = self.compute_losses(obs, act, rew, next_obs, terminated, *noise, discount=discount)
-        # `updates` counts the updates done: this one is number updates + 1 until it is counted, after its steps
-        actor_due = (self.updates + 1) % self.spec.actor_update_interval == 0
-        for loss, variables in self.trained_by_loss.items():
-            descend = functools.partial(self._descend, tape, loss, metrics[loss], variables)
-            if loss in ("pi_loss", "alpha_loss") and self.spec.actor_update_interval > 1:
-                tf.cond(actor_due, descend, lambda: None)  # their backward pass runs only when due (TD3, CrossQ)
-            else:
-                descend()
-        del tape
+        actor_due = self.updates % self.spec.actor_update_interval == 0
+        if self.actor_skippable:
+            metrics = self._update_skipping_the_actor(obs, act, rew, next_obs, terminated, noise, discount, actor_due)
+        else:
+            with tf.GradientTape(persistent=True) as tape:
+                metrics = self.compute_losses(obs, act, rew, next_obs, terminated, *noise, discount=discount)
+            for loss, variables in self.trained_by_loss.items():
+                descend = functools.partial(self._descend, tape, loss, metrics[loss], variables)
+                if loss in ACTOR_LOSSES and self.spec.actor_update_interval > 1:
+                    tf.cond(actor_due, descend, lambda: None)  # v1: only the backward pass waits
+                else:
+                    descend()
+            del tape
 
         # Targets move every target_update_interval steps; tau = 0 on the other steps leaves them exactly
         # as they are, and keeps the graph free of control flow.
@@ -265,6 +274,39 @@ class SoftActorCriticBrain:
         for online, frozen in self.target_pairs:
             polyak_update(online.trainable_variables, frozen.variables, tau)
         return metrics
+
+    def _update_skipping_the_actor(self, obs, act, rew, next_obs, terminated, noise, discount,
+                                   actor_due: tf.Tensor) -> dict[str, tf.Tensor]:
+        """_update's gradient steps with a delayed actor (v2, crossq): the actor's losses are computed only when it
+        moves (its forward pass through phi and every critic is a third of a step's work); on the other updates
+        they repeat their last values, as sbx does. The losses are the same as compute_losses', at the weights
+        before the update: a' and alpha are read before the actor moves, the critics move after."""
+        eps, next_eps, *subset_uniform = noise
+        in_subset = self._subset(*subset_uniform)
+        alpha = self.alpha
+        next_act, next_log_pi = self._next_action(next_obs, next_eps)
+
+        def actor_step() -> dict[str, tf.Tensor]:
+            with tf.GradientTape(persistent=True) as tape:
+                metrics = self._actor_losses(obs, eps, in_subset, alpha)[0]
+            for loss in ACTOR_LOSSES:
+                if loss in self.trained_by_loss:
+                    self._descend(tape, loss, metrics[loss], self.trained_by_loss[loss])
+            self.last_actor_metrics.assign(tf.stack([metrics[key] for key in self.actor_metric_names]))
+            return metrics
+
+        def last_values() -> dict[str, tf.Tensor]:
+            return dict(zip(self.actor_metric_names, tf.unstack(self.last_actor_metrics), strict=True))
+
+        actor_metrics = tf.cond(actor_due, actor_step, last_values)
+        with tf.GradientTape(persistent=True) as tape:
+            metrics = self._critic_losses(obs, act, rew, next_obs, terminated, next_act, next_log_pi, in_subset,
+                                          discount, alpha)
+        for loss, variables in self.trained_by_loss.items():
+            if loss not in ACTOR_LOSSES:
+                self._descend(tape, loss, metrics[loss], variables)
+        del tape
+        return {**metrics, **actor_metrics, "alpha": alpha}
 
     def _descend(self, tape: tf.GradientTape, loss: str, value: tf.Tensor, variables: list[tf.Variable]) -> None:
         """One step of the loss's Adam on its variables, along the gradient of its value recorded on tape."""
@@ -286,35 +328,67 @@ class SoftActorCriticBrain:
         discount: the bootstrap discount per row, gamma^k of n-step rows (batch,); None: the spec's gamma.
 
         The networks are evaluated here; the formulas are the pure functions of SoftActorCritic/losses.py.
+        crossq: a network called in training mode (batch statistics) moves its running statistics; each network is
+        evaluated with its running statistics (evaluation mode) before that, so every loss sees the same ones.
         """
         obs, act, rew, next_obs, terminated = (tf.convert_to_tensor(x, tf.float32)
                                                 for x in (obs, act, rew, next_obs, terminated))
-        spec, alpha, n_samples = self.spec, self.alpha, self.spec.num_actor_samples
-        crossq = spec.variant == "crossq"
-        discount = spec.discount_factor if discount is None else tf.convert_to_tensor(discount, tf.float32)
-        metrics: dict[str, tf.Tensor] = {}
-        # crossq: a network called in training mode (batch statistics) moves its running statistics; each network is
-        # evaluated with its running statistics (evaluation mode) before that, so every loss sees the same ones.
+        in_subset, alpha = self._subset(subset_uniform), self.alpha
+        next_act, next_log_pi = self._next_action(next_obs, next_eps) if self.spec.variant != "v1" else (None, None)
+        actor_metrics, log_pi, q_fresh = self._actor_losses(obs, eps, in_subset, alpha)
+        metrics = self._critic_losses(obs, act, rew, next_obs, terminated, next_act, next_log_pi, in_subset,
+                                      discount, alpha)
+        if self.spec.variant == "v1":
+            # J_V(psi) = 0.5 * mean((V_psi(s) - mean_k[Q(s, a~) - alpha * log pi(a~|s)])^2), Q the backup value
+            v = self.V_psi(obs)[:, 0]
+            q_backup = losses.q_backup(q_fresh, self.spec.q_backup, in_subset)[0]
+            metrics["v_loss"] = losses.value_loss(v, q_backup, log_pi, alpha, self.spec.num_actor_samples)
+            metrics["v_mean"] = tf.reduce_mean(v)
+        return {**metrics, **actor_metrics, "alpha": alpha}
 
-        if spec.variant != "v1":  # a' ~ pi(.|s') for the targets (crossq: phi in evaluation mode, as sbx)
-            next_mu, next_log_std = self.phi(next_obs)
-            next_act, next_log_pi = squashed_sample(next_mu, next_log_std, next_eps)
+    def _subset(self, subset_uniform: tf.Tensor | None = None) -> tf.Tensor | None:
+        """REDQ's critics of this update's target min (a boolean mask (N,)), from its uniform draws; None: all."""
+        return None if subset_uniform is None else losses.random_subset(subset_uniform, self.spec.critic_subset)
 
-        # a~ ~ pi(.|s): n_samples fresh actions per state, rows ordered (sample k, state i); crossq: phi in training
-        # mode (batch statistics of s)
-        mu, log_std = self.phi(obs, training=crossq)
+    def _next_action(self, next_obs: tf.Tensor, next_eps: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """a' ~ pi(.|s') and log pi(a'|s') for the v2 and crossq targets (crossq: phi in evaluation mode, as sbx)."""
+        next_mu, next_log_std = self.phi(next_obs)
+        return squashed_sample(next_mu, next_log_std, next_eps)
+
+    def _actor_losses(self, obs: tf.Tensor, eps: tf.Tensor, in_subset: tf.Tensor | None, alpha: tf.Tensor
+                      ) -> tuple[dict[str, tf.Tensor], tf.Tensor, list[tf.Tensor]]:
+        """The actor's and the temperature's losses on num_actor_samples fresh actions a~ ~ pi(.|s) per state (rows
+        ordered (sample k, state i)), with log pi(a~|s) and every critic's Q(s, a~) (v1's V target needs them).
+        crossq: phi in training mode (batch statistics of s), the critics in evaluation mode, as sbx."""
+        spec, n_samples = self.spec, self.spec.num_actor_samples
+        mu, log_std = self.phi(obs, training=spec.variant == "crossq")
         new_act, log_pi = squashed_sample(tf.tile(mu, [n_samples, 1]), tf.tile(log_std, [n_samples, 1]), eps,
                                           reparametrize=spec.actor_gradient == "reparametrize")
         obs_k = tf.tile(obs, [n_samples, 1])
-        in_subset = None if subset_uniform is None else losses.random_subset(subset_uniform, spec.critic_subset)
-        q_fresh = [critic([obs_k, new_act])[:, 0] for critic in self.critics]  # crossq: evaluation mode, as sbx
+        q_fresh = [critic([obs_k, new_act])[:, 0] for critic in self.critics]
         q_new = losses.policy_value(q_fresh, spec.q_backup, in_subset)  # the actor's judge of a~
+        # J_pi(phi) = mean(alpha * log pi(a~|s) - Q(s, a~))   (REINFORCE: its score-function surrogate)
+        metrics = {"pi_loss": losses.actor_loss(log_pi, q_new if spec.actor_loss == "soft_q" else None, alpha,
+                                                reparametrize=spec.actor_gradient == "reparametrize")}
+        if spec.learns_alpha:
+            # J(alpha) = -mean(log_alpha * (log pi(a~|s) + target_entropy))
+            metrics["alpha_loss"] = losses.temperature_loss(self.log_alpha, log_pi, self.target_entropy)
+        metrics["log_pi_mean"] = tf.reduce_mean(log_pi)
+        return metrics, log_pi, q_fresh
 
+    def _critic_losses(self, obs: tf.Tensor, act: tf.Tensor, rew: tf.Tensor, next_obs: tf.Tensor,
+                       terminated: tf.Tensor, next_act: tf.Tensor | None, next_log_pi: tf.Tensor | None,
+                       in_subset: tf.Tensor | None, discount: tf.Tensor | None, alpha: tf.Tensor
+                       ) -> dict[str, tf.Tensor]:
+        """Each critic's loss against its target y_i, and its mean Q; v1: frozen V's mean too."""
+        spec, crossq, metrics = self.spec, self.spec.variant == "crossq", {}
+        discount = spec.discount_factor if discount is None else tf.convert_to_tensor(discount, tf.float32)
         # V'(s') of each critic's target: frozen_V_psi(s') (v1), or Q'(s', a') - alpha * log pi(a'|s') with Q' the
         # frozen critics (v2) or the critics themselves (crossq)
         if spec.variant == "v1":
             frozen_v = self.frozen_V_psi(next_obs)[:, 0]
             next_values = [frozen_v] * len(self.critics)
+            metrics["frozen_v_mean"] = tf.reduce_mean(frozen_v)
         else:
             if crossq:
                 # CrossQ: each critic evaluates (s, a) and (s', a') in ONE training-mode forward pass, so its batch
@@ -335,23 +409,6 @@ class SoftActorCriticBrain:
             q = q_data[i] if crossq else critic([obs, act])[:, 0]
             metrics[f"q{i + 1}_loss"] = losses.critic_loss(q, y)
             metrics[f"q{i + 1}_mean"] = tf.reduce_mean(q)
-
-        if spec.variant == "v1":
-            # J_V(psi) = 0.5 * mean((V_psi(s) - mean_k[Q(s, a~) - alpha * log pi(a~|s)])^2), Q the backup value
-            v = self.V_psi(obs)[:, 0]
-            q_backup = losses.q_backup(q_fresh, spec.q_backup, in_subset)[0]
-            metrics["v_loss"] = losses.value_loss(v, q_backup, log_pi, alpha, n_samples)
-            metrics["v_mean"] = tf.reduce_mean(v)
-            metrics["frozen_v_mean"] = tf.reduce_mean(frozen_v)
-
-        # J_pi(phi) = mean(alpha * log pi(a~|s) - Q(s, a~))   (REINFORCE: its score-function surrogate)
-        metrics["pi_loss"] = losses.actor_loss(log_pi, q_new if spec.actor_loss == "soft_q" else None, alpha,
-                                               reparametrize=spec.actor_gradient == "reparametrize")
-        if spec.learns_alpha:
-            # J(alpha) = -mean(log_alpha * (log pi(a~|s) + target_entropy))
-            metrics["alpha_loss"] = losses.temperature_loss(self.log_alpha, log_pi, self.target_entropy)
-        metrics["log_pi_mean"] = tf.reduce_mean(log_pi)
-        metrics["alpha"] = alpha
         return metrics
 
     # -------------------------------------------------------------- checkpoint
@@ -368,7 +425,14 @@ class SoftActorCriticBrain:
             objects["critic_dropout_noise"] = self.dropout_noise
         if self.spec.learns_alpha:
             objects["log_alpha"] = self.log_alpha
+        if self.actor_skippable:
+            objects["last_actor_metrics"] = self.last_actor_metrics
         return objects
+
+
+ACTOR_LOSSES = ("pi_loss", "alpha_loss")  # the losses that wait for actor_update_interval
+# trackables that the checkpoints of older versions lack: such a checkpoint still restores (RunCheckpointer)
+ADDED_LATER = ("last_actor_metrics",)
 
 
 def all_finite(metrics: dict[str, tf.Tensor]) -> tf.Tensor:

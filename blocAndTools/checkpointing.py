@@ -18,15 +18,12 @@ import json
 import re
 import weakref
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from blocAndTools import buffer_files
 from blocAndTools.atomic_files import write_text_atomically
 from blocAndTools.errors import UserInputError
 from blocAndTools.replay_buffer import ReplayBuffer
-
-if TYPE_CHECKING:
-    import tensorflow as tf
 
 # <part>-<number>.<extension>: a part of checkpoint <number> (for a chunk: the buffer's row count).
 _PART_NAME = re.compile(r"(?P<part>[A-Za-z_]+)-(?P<number>\d+)\.\w+")
@@ -55,10 +52,14 @@ def read_latest_state(directory: Path) -> dict[str, Any] | None:
 class RunCheckpointer:
     """Saves and restores everything a run needs to continue exactly where it stopped."""
 
-    def __init__(self, directory: Path, trackables: dict[str, Any], max_to_keep: int = 2) -> None:
+    def __init__(self, directory: Path, trackables: dict[str, Any], max_to_keep: int = 2,
+                 added_later: tuple[str, ...] = ()) -> None:
+        """added_later: keys of `trackables` that older checkpoints lack; such a checkpoint still restores,
+        those objects keep their values."""
         import tensorflow as tf  # here, not at the top: read_latest_state needs no TensorFlow
 
         self.directory = Path(directory)
+        self.trackables, self.added_later = trackables, added_later
         self.checkpoint = tf.train.Checkpoint(**trackables)
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(self.directory), max_to_keep=max_to_keep)
         # The buffer last written or read, and its manifest: the next save of that same buffer writes only
@@ -117,7 +118,7 @@ class RunCheckpointer:
         number = self.latest_number
         if number is None:
             raise UserInputError(f"no checkpoint in {str(self.directory)!r}")
-        restore_checkpoint(self.checkpoint, self.manager.latest_checkpoint)
+        restore_checkpoint(self.trackables, self.manager.latest_checkpoint, self.added_later)
         return number
 
     def restore_latest(self) -> tuple[ReplayBuffer, dict[str, Any]]:
@@ -140,13 +141,19 @@ def _first_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
 
 
-def restore_checkpoint(checkpoint: tf.train.Checkpoint, path: str) -> None:
-    """Restore `path` into `checkpoint`; an unreadable or mismatched checkpoint is a UserInputError.
+def restore_checkpoint(trackables: dict[str, Any], path: str, added_later: tuple[str, ...] = ()) -> None:
+    """Restore checkpoint `path` into `trackables`; an unreadable or mismatched checkpoint is a UserInputError.
+    The `added_later` keys that `path` lacks (written before they existed) are left as they are.
 
     A damaged file can fail in many ways inside TensorFlow (DataLossError, IndexError, ...):
     every one of them means the same thing to the user, so all are reported in one line.
     """
+    import tensorflow as tf
+
     try:
+        saved = {name.split("/", 1)[0] for name, _ in tf.train.list_variables(path)} if added_later else set()
+        checkpoint = tf.train.Checkpoint(**{key: value for key, value in trackables.items()
+                                            if key not in added_later or key in saved})
         checkpoint.restore(path).assert_existing_objects_matched()
     except Exception as error:  # noqa: BLE001 - see the docstring
         raise UserInputError(f"checkpoint {path!r} cannot be read: {_first_line(error)}") from None

@@ -107,7 +107,7 @@ class ExperimentSpec:
     target_update_interval: int = 1
     """Gradient steps between two target updates (hard update: tau 1.0 and e.g. 1000)."""
     actor_update_interval: int = 1
-    """Gradient steps between two updates of phi and log_alpha, on the steps whose number is a multiple of it; the critics are updated at every step (CrossQ's and TD3's policy_delay: 3)."""  # noqa: E501
+    """Gradient steps between two updates of phi and log_alpha, on the steps whose number (from 0) is a multiple of it; the critics are updated at every step (CrossQ's and TD3's policy_delay: 3). v2 and crossq compute the actor's losses on those steps only; the others report the last values."""  # noqa: E501
     q_backup: str = "clipped"
     """single: Q_theta_1 only; double: each Q uses the other's value; clipped: min of both (of the num_critics)."""
     num_critics: int = 2

@@ -312,6 +312,7 @@ class IndependentUpdate:
         self.log_alpha = tf.Variable(float(brain.log_alpha)) if self.spec.learns_alpha else None
         self.adam: dict[str, dict] = {}  # per loss: step count t and the moments m, v of each variable
         self.steps = 0
+        self.last_actor_losses: dict[str, float] = {}  # the actor's losses at its last update
 
     def alpha(self) -> float:
         return float(tf.exp(self.log_alpha)) if self.log_alpha is not None else self.spec.alpha
@@ -381,11 +382,17 @@ class IndependentUpdate:
             entropy_gap = log_pi + brain_target_entropy(spec, self.act_dim)
             minimise("alpha_loss", [self.log_alpha], lambda: -tf.reduce_mean(self.log_alpha * entropy_gap))
 
+        actor_due = self.steps % spec.actor_update_interval == 0  # updates 0, interval, 2 interval, ...
         self.steps += 1
         for name, (variables, grads) in gradients.items():
-            if name in ("pi_loss", "alpha_loss") and self.steps % spec.actor_update_interval != 0:
+            if name in ("pi_loss", "alpha_loss") and not actor_due:
                 continue  # the actor and the temperature move on every actor_update_interval-th step only
             self.adam_step(name, variables, grads, self.learning_rate(name))
+        actor_losses = {name: losses[name] for name in ("pi_loss", "alpha_loss") if name in losses}
+        if actor_due:
+            self.last_actor_losses = actor_losses
+        elif spec.variant != "v1":  # v2 computes the actor's losses when the actor moves, and repeats them between
+            losses.update(self.last_actor_losses)
         if self.steps % spec.target_update_interval == 0:
             tau = spec.target_smoothing_coefficient
             for online, frozen in self.target_pairs:
@@ -454,7 +461,8 @@ class TrainStepTest(unittest.TestCase):
         self.check_against_independent_update(variant="v2", q_backup="double", alpha="auto", target_update_interval=2)
 
     def test_delayed_actor_and_adam_beta1_updates_equal_the_independent_update(self):
-        """phi and log_alpha move on updates 2 and 4 only (3 and 6 in v1), with the networks' Adam at beta_1 0.5."""
+        """phi and log_alpha move on updates 1 and 3 only (1 and 4 in v1), with the networks' Adam at beta_1 0.5;
+        v2 reports the actor's losses of update 1 at update 2 (those of 3 at 4)."""
         self.check_against_independent_update(steps=4, variant="v2", alpha="auto", actor_update_interval=2,
                                               adam_beta1=0.5)
         self.check_against_independent_update(steps=6, actor_update_interval=3, adam_beta1=0.5)
@@ -843,6 +851,22 @@ class CrossQTest(unittest.TestCase):
             inputs = batch.obs.astype(np.float64) if name == "phi" else joint_input
             self.assertAlmostEqual(float(layer.moving_mean[0]), 0.99 * mean + 0.01 * inputs[:, 0].mean(), places=6)
             self.assertEqual(int(layer.steps), 1, name)
+
+    def test_a_delayed_actor_is_evaluated_only_on_the_updates_that_move_it(self):
+        """actor_update_interval 3: phi's training pass (its statistics' count) runs on updates 0 and 3 only, the
+        critics' on all five; pi_loss and alpha_loss of updates 1-2 repeat update 0's (sbx's delayed actor)."""
+        brain = crossq_brain(alpha="auto", actor_update_interval=3)
+        rng = np.random.default_rng(5)
+        metrics = [brain.train_step(random_batch(rng, 16)) for _ in range(5)]
+        self.assertEqual(int(batch_renorm_layers(brain.phi)[0].steps), 2)
+        self.assertEqual([int(batch_renorm_layers(critic)[0].steps) for critic in brain.critics], [5, 5])
+        for key in ("pi_loss", "alpha_loss", "log_pi_mean"):
+            values = [float(step[key]) for step in metrics]
+            self.assertEqual(values[:3], [values[0]] * 3, key)
+            self.assertEqual(values[3:], [values[3]] * 2, key)
+            self.assertNotEqual(values[3], values[0], key)
+        q_losses = [float(step["q1_loss"]) for step in metrics]
+        self.assertEqual(len(set(q_losses)), 5)
 
     def test_no_frozen_networks_and_no_polyak_update(self):
         brain = crossq_brain()

@@ -213,6 +213,18 @@ class WholeBufferCheckpointTest(CheckpointFolderTest):
         assert_same_buffer(self, self.restored_buffer(), restored)
 
 
+class AddedLaterTest(CheckpointFolderTest):
+    def test_a_checkpoint_without_an_object_added_later_restores_and_one_without_another_is_refused(self):
+        self.step.assign(7)
+        self.checkpointer().save(1, ReplayBuffer(10, OBS_DIM, ACT_DIM, seed=0), {})
+        self.step.assign(0)
+        newer = tf.Variable(3.0)
+        RunCheckpointer(self.directory, {"step": self.step, "newer": newer}, added_later=("newer",)).restore_latest()
+        self.assertEqual((int(self.step), float(newer)), (7, 3.0))
+        with self.assertRaisesRegex(UserInputError, "^checkpoint .* cannot be read: AssertionError"):
+            RunCheckpointer(self.directory, {"step": self.step, "newer": newer}).restore_latest()
+
+
 class FileModeTest(CheckpointFolderTest):
     def test_every_checkpoint_file_gets_the_mode_open_gives_under_the_umask(self):
         for umask in (0o022, 0o027):
