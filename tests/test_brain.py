@@ -567,6 +567,7 @@ class TrainStepTest(unittest.TestCase):
         v2_learned_alpha = {"q1_loss", "q2_loss", "q1_mean", "q2_mean", "pi_loss", "alpha_loss", "log_pi_mean",
                             "alpha"}
         for changes, names in (({}, v1), ({"variant": "v2", "alpha": "auto"}, v2_learned_alpha),
+                               ({"variant": "v2", "alpha": "auto", "actor_update_interval": 2}, v2_learned_alpha),
                                ({"actor_gradient": "reinforce", "num_actor_samples": 4}, v1)):
             with self.subTest(**changes):
                 brain = tiny_brain(**changes)
@@ -809,6 +810,20 @@ class CrossQTest(unittest.TestCase):
                     self.assertAlmostEqual(float(got[key]), value, delta=1e-4 * max(1.0, abs(value)), msg=key)
                 for key in ("q1_loss", "q2_loss"):  # two separate passes give losses farther off than the tolerance
                     self.assertGreater(abs(separate[key] - expected[key]), 20 * 1e-4 * expected[key], key)
+
+    def test_an_update_that_moves_a_delayed_actor_reports_compute_losses_values(self):
+        """actor_update_interval 2 (the actor's losses in their own branch, before the critics' pass): update 0's
+        metrics are compute_losses' on the same batch and noise, every network still at its weights and statistics
+        before the update."""
+        brain, twin = (crossq_brain(warmed_up=True, alpha="auto", actor_update_interval=2) for _ in range(2))
+        batch = random_batch(np.random.default_rng(4), 16)
+        noise = tf.random.Generator.from_state(brain.noise.state.numpy(), brain.noise.algorithm)
+        eps, next_eps = noise.normal([16, ACT_DIM]), noise.normal([16, ACT_DIM])
+        expected = twin.compute_losses(*batch, eps, next_eps)
+        got = brain.train_step(batch)
+        self.assertEqual(set(got), set(expected) | {"all_finite"})
+        for key, value in expected.items():
+            self.assertAlmostEqual(float(got[key]), float(value), delta=1e-5 * max(1.0, abs(float(value))), msg=key)
 
     def test_the_critic_gradient_holds_the_target_half_constant(self):
         """d q1_loss / d theta_1 is that of 0.5 mean((Q_1(s, a) - y)^2) with y a constant, Q_1(s, a) the (s, a) half
