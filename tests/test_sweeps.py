@@ -3,6 +3,7 @@ summary.csv, retries from the run's own checkpoint, resume of an interrupted swe
 `ray start --head` cluster, and one-line answers to bad input. Everything Ray starts listens on 127.0.0.1 only."""
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -239,21 +240,80 @@ class FaultsTest(SweepTestCase):
         self.assertEqual(pd.read_csv(sweep / "summary.csv")["seeds"].tolist(), [1, 1])
 
 
+def start_ray_cluster(temp_dir: Path, port: int) -> None:
+    """`ray start --head` on 127.0.0.1 with its own --temp-dir (how stop_ray_cluster finds its processes) and
+    its own ports (a user's cluster may hold Ray's default ones)."""
+    subprocess.run(["ray", "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
+                    "--num-cpus", "2", "--include-dashboard=false", "--disable-usage-stats",
+                    "--temp-dir", str(temp_dir), "--dashboard-port", str(free_port()), "--ray-client-server-port",
+                    str(free_port()), "--dashboard-agent-listen-port", str(free_port())],
+                   env=dict(os.environ, **RAY_ENV), check=True, capture_output=True, timeout=120)
+
+
+def ray_cluster_processes(temp_dir: Path, port: int, children: bool = True) -> set[int]:
+    """The processes of the cluster started by start_ray_cluster(temp_dir, port), read from /proc: those whose
+    command line names its session folder or its address (gcs_server, raylet, ...) and, with `children`, their
+    descendants (workers and agents rename themselves ray::...)."""
+    command_lines, parents = {}, {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command_lines[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, UnicodeDecodeError):
+                continue  # exited meanwhile
+    marks = (str(temp_dir / "session_"), f"=127.0.0.1:{port} ")  # its session folder, its address
+    cluster = {pid for pid, line in command_lines.items() if any(mark in line for mark in marks)}
+    while children and (grown := {pid for pid, parent in parents.items() if parent in cluster} - cluster):
+        cluster |= grown
+    return cluster
+
+
+def stop_ray_cluster(temp_dir: Path, port: int) -> None:
+    """Kill that cluster's processes and no other: `ray stop` stops every Ray process on the machine (a user's
+    sweep beside the tests included)."""
+    for pid in ray_cluster_processes(temp_dir, port):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    wait_for(lambda: not ray_cluster_processes(temp_dir, port), timeout=30, what=f"the end of Ray in {temp_dir}")
+
+
+def accepts_connections(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
 @pytest.mark.slow
+@unittest.skipUnless(Path("/proc/self/cmdline").is_file(), "finds the test cluster's processes in /proc (Linux)")
 class RayClusterTest(SweepTestCase):
     """A cluster started as a user would (`ray start --head` on 127.0.0.1), joined with --ray-address."""
 
     @classmethod
     def setUpClass(cls):
         cls.port = free_port()
-        cls.env = dict(os.environ, **RAY_ENV)
-        subprocess.run(["ray", "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(cls.port),
-                        "--num-cpus", "2", "--include-dashboard=false", "--disable-usage-stats"],
-                       env=cls.env, check=True, capture_output=True, timeout=120)
+        cls.temp_dir = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))  # short: Ray's socket paths live there
+        start_ray_cluster(cls.temp_dir, cls.port)
 
     @classmethod
     def tearDownClass(cls):
-        subprocess.run(["ray", "stop", "--force"], env=cls.env, capture_output=True, timeout=120)
+        stop_ray_cluster(cls.temp_dir, cls.port)
+        shutil.rmtree(cls.temp_dir, ignore_errors=True)
+
+    def test_stopping_another_test_cluster_leaves_this_one_running(self):
+        """What the class's teardown does to a cluster it did not start (a user's sweep beside the tests)."""
+        ours = ray_cluster_processes(self.temp_dir, self.port, children=False)
+        self.assertGreaterEqual(len(ours), 2)  # gcs_server, raylet, ... (its workers may come and go)
+        other_port, other_dir = free_port(), Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
+        self.addCleanup(shutil.rmtree, other_dir, ignore_errors=True)
+        start_ray_cluster(other_dir, other_port)
+        self.assertTrue(ray_cluster_processes(other_dir, other_port))
+        self.assertFalse(ours & ray_cluster_processes(other_dir, other_port))
+        stop_ray_cluster(other_dir, other_port)
+        self.assertFalse(accepts_connections(other_port))
+        self.assertTrue(accepts_connections(self.port))
+        self.assertEqual(ray_cluster_processes(self.temp_dir, self.port, children=False), ours)
 
     def test_grid_on_a_cluster_started_with_ray_start(self):
         sweep = self.root / "sweep"
