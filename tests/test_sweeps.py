@@ -269,15 +269,31 @@ def ray_cluster_processes(temp_dir: Path, port: int, children: bool = True) -> s
     return cluster
 
 
+def exiting_or_gone(pid: int) -> bool:
+    """A zombie or no process: its files (its sockets) are closed. An exiting process loses its command line
+    before it closes them."""
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (OSError, IndexError):
+        return True
+
+
 def stop_ray_cluster(temp_dir: Path, port: int) -> None:
     """Kill that cluster's processes and no other: `ray stop` stops every Ray process on the machine (a user's
-    sweep beside the tests included)."""
-    for pid in ray_cluster_processes(temp_dir, port):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    wait_for(lambda: not ray_cluster_processes(temp_dir, port), timeout=30, what=f"the end of Ray in {temp_dir}")
+    sweep beside the tests included). Returns once they have closed their sockets."""
+    killed = set()
+
+    def stopped() -> bool:
+        alive = ray_cluster_processes(temp_dir, port)
+        for pid in alive - killed:  # a worker may have been forked since the last look
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        killed.update(alive)
+        return not alive and all(map(exiting_or_gone, killed))
+
+    wait_for(stopped, timeout=30, what=f"the end of Ray in {temp_dir}")
 
 
 def accepts_connections(port: int) -> bool:
