@@ -240,18 +240,26 @@ class FaultsTest(SweepTestCase):
         self.assertEqual(pd.read_csv(sweep / "summary.csv")["seeds"].tolist(), [1, 1])
 
 
-def start_ray_cluster(temp_dir: Path, port: int) -> None:
-    """`ray start --head` on 127.0.0.1 with its own --temp-dir (how stop_ray_cluster finds its processes) and
-    its own ports (a user's cluster may hold Ray's default ones)."""
+def start_ray_cluster(port: int) -> Path:
+    """`ray start --head` on 127.0.0.1 with its own ports (a user's cluster may hold Ray's default ones) and its
+    own --temp-dir, returned: how stop_ray_cluster finds its processes (short, under /tmp: Ray's socket paths
+    live there)."""
+    temp_dir = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
     subprocess.run(["ray", "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
                     "--num-cpus", "2", "--include-dashboard=false", "--disable-usage-stats",
                     "--temp-dir", str(temp_dir), "--dashboard-port", str(free_port()), "--ray-client-server-port",
                     str(free_port()), "--dashboard-agent-listen-port", str(free_port())],
                    env=dict(os.environ, **RAY_ENV), check=True, capture_output=True, timeout=120)
+    return temp_dir
+
+
+def stat_fields(pid: int | str) -> list[str]:
+    """/proc/<pid>/stat after the command name: state, parent PID, ... (raises OSError once it is gone)."""
+    return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
 
 
 def ray_cluster_processes(temp_dir: Path, port: int, children: bool = True) -> set[int]:
-    """The processes of the cluster started by start_ray_cluster(temp_dir, port), read from /proc: those whose
+    """The processes of the cluster start_ray_cluster(port) started in temp_dir, read from /proc: those whose
     command line names its session folder or its address (gcs_server, raylet, ...) and, with `children`, their
     descendants (workers and agents rename themselves ray::...)."""
     command_lines, parents = {}, {}
@@ -259,7 +267,7 @@ def ray_cluster_processes(temp_dir: Path, port: int, children: bool = True) -> s
         if entry.name.isdigit():
             try:
                 command_lines[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                parents[int(entry.name)] = int(stat_fields(entry.name)[1])
             except (OSError, ValueError, UnicodeDecodeError):
                 continue  # exited meanwhile
     marks = (str(temp_dir / "session_"), f"=127.0.0.1:{port} ")  # its session folder, its address
@@ -273,14 +281,14 @@ def exiting_or_gone(pid: int) -> bool:
     """A zombie or no process: its files (its sockets) are closed. An exiting process loses its command line
     before it closes them."""
     try:
-        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+        return stat_fields(pid)[0] in ("Z", "X")
     except (OSError, IndexError):
         return True
 
 
 def stop_ray_cluster(temp_dir: Path, port: int) -> None:
     """Kill that cluster's processes and no other: `ray stop` stops every Ray process on the machine (a user's
-    sweep beside the tests included). Returns once they have closed their sockets."""
+    sweep beside the tests included). Returns once they have closed their sockets, its temp dir removed."""
     killed = set()
 
     def stopped() -> bool:
@@ -294,6 +302,7 @@ def stop_ray_cluster(temp_dir: Path, port: int) -> None:
         return not alive and all(map(exiting_or_gone, killed))
 
     wait_for(stopped, timeout=30, what=f"the end of Ray in {temp_dir}")
+    shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def accepts_connections(port: int) -> bool:
@@ -309,21 +318,19 @@ class RayClusterTest(SweepTestCase):
     @classmethod
     def setUpClass(cls):
         cls.port = free_port()
-        cls.temp_dir = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))  # short: Ray's socket paths live there
-        start_ray_cluster(cls.temp_dir, cls.port)
+        cls.temp_dir = start_ray_cluster(cls.port)
 
     @classmethod
     def tearDownClass(cls):
         stop_ray_cluster(cls.temp_dir, cls.port)
-        shutil.rmtree(cls.temp_dir, ignore_errors=True)
 
     def test_stopping_another_test_cluster_leaves_this_one_running(self):
         """What the class's teardown does to a cluster it did not start (a user's sweep beside the tests)."""
         ours = ray_cluster_processes(self.temp_dir, self.port, children=False)
         self.assertGreaterEqual(len(ours), 2)  # gcs_server, raylet, ... (its workers may come and go)
-        other_port, other_dir = free_port(), Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
-        self.addCleanup(shutil.rmtree, other_dir, ignore_errors=True)
-        start_ray_cluster(other_dir, other_port)
+        other_port = free_port()
+        other_dir = start_ray_cluster(other_port)
+        self.addCleanup(stop_ray_cluster, other_dir, other_port)  # also when an assertion below fails
         self.assertTrue(ray_cluster_processes(other_dir, other_port))
         self.assertFalse(ours & ray_cluster_processes(other_dir, other_port))
         stop_ray_cluster(other_dir, other_port)
