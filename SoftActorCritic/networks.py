@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from blocAndTools.nn_blocs import BatchRenorm, build_mlp
+from blocAndTools.nn_blocs import BatchRenorm, build_mlp, kernel_initializer
 from SoftActorCritic.numpy_policy import LOG_STD_MAX, LOG_STD_MIN
 
 LOG_2 = float(np.log(2.0))
@@ -26,8 +26,9 @@ def build_gaussian_policy(obs_dim: int, act_dim: int, hidden_layer_topo: Sequenc
     batch_renorm: see build_mlp."""
     obs = keras.Input(shape=(obs_dim,), name="obs")
     features = build_mlp(hidden_layer_topo, activation, name=f"{name}_mlp", batch_renorm=batch_renorm)(obs)
-    mu = keras.layers.Dense(act_dim, name="policy_mu")(features)
-    log_std = keras.layers.Dense(act_dim, name="policy_log_std")(features)
+    init = kernel_initializer(batch_renorm)
+    mu = keras.layers.Dense(act_dim, kernel_initializer=init, name="policy_mu")(features)
+    log_std = keras.layers.Dense(act_dim, kernel_initializer=init, name="policy_log_std")(features)
     log_std = keras.ops.clip(log_std, LOG_STD_MIN, LOG_STD_MAX)
     return keras.Model(obs, [mu, log_std], name=name)
 
@@ -78,7 +79,8 @@ def build_state_action_value(obs_dim: int, act_dim: int, hidden_layer_topo: Sequ
     act = keras.Input(shape=(act_dim,), name="act")
     features = build_mlp(hidden_layer_topo, activation, name=f"{name}_mlp", layer_norm=layer_norm, dropout=dropout,
                          dropout_noise=dropout_noise, batch_renorm=batch_renorm)(keras.layers.Concatenate()([obs, act]))
-    return keras.Model([obs, act], keras.layers.Dense(1, name="value")(features), name=name)
+    value = keras.layers.Dense(1, kernel_initializer=kernel_initializer(batch_renorm), name="value")(features)
+    return keras.Model([obs, act], value, name=name)
 
 
 def tanh_log_det_jacobian(u: tf.Tensor) -> tf.Tensor:

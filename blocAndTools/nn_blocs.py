@@ -32,6 +32,15 @@ def activation_from_name(name: str) -> Callable[[tf.Tensor], tf.Tensor]:
             f"unknown activation {name!r}; allowed: {', '.join(sorted(ACTIVATIONS))}") from None
 
 
+def kernel_initializer(batch_renorm: bool) -> str:
+    """The Dense kernels' initializer: Keras' Glorot uniform, or with batch renormalisation (CrossQ) LeCun normal,
+    the default of flax's Dense that sbx's and the CrossQ paper's networks start from. It matters there: with a
+    normalisation after each layer, the scale of a kernel no longer scales the output, it only sets how far Adam's
+    steps (about lr per weight) turn the kernel, and on a 4-input layer of 1024 units Glorot's kernel is 11 times
+    smaller than LeCun's (std 0.044 against 0.5). Measured on Pendulum: benchmarks/results/learning/NOTES.md."""
+    return "lecun_normal" if batch_renorm else "glorot_uniform"
+
+
 def build_mlp(hidden_layer_topo: Sequence[int], activation: str, name: str, layer_norm: bool = False,
               dropout: float = 0.0, dropout_noise: tf.random.Generator | None = None,
               batch_renorm: bool = False) -> keras.Sequential:
@@ -43,7 +52,7 @@ def build_mlp(hidden_layer_topo: Sequence[int], activation: str, name: str, laye
     2016); dropout > 0: GeneratorDropout(dropout) with masks from dropout_noise, at every call;
     batch_renorm: BatchRenorm on the input and after each hidden layer's activation, in sbx's CrossQ order
     (Bhatt et al. 2024): x -> BRN -> [Dense -> activation -> BRN] per hidden layer; the model's `training` flag
-    reaches it (training: batch statistics, evaluation: running statistics).
+    reaches it (training: batch statistics, evaluation: running statistics); kernels from kernel_initializer.
     """
     act = activation_from_name(activation)
     if not layer_norm and not dropout and not batch_renorm:
@@ -51,7 +60,8 @@ def build_mlp(hidden_layer_topo: Sequence[int], activation: str, name: str, laye
                                  for i, units in enumerate(hidden_layer_topo)], name=name)
     layers = [BatchRenorm(name="batch_renorm_0")] if batch_renorm else []
     for i, units in enumerate(hidden_layer_topo):
-        layers.append(keras.layers.Dense(units, name=f"hidden_{i + 1}"))
+        layers.append(keras.layers.Dense(units, kernel_initializer=kernel_initializer(batch_renorm),
+                                         name=f"hidden_{i + 1}"))
         if dropout:
             layers.append(GeneratorDropout(dropout, dropout_noise, name=f"dropout_{i + 1}"))
         if layer_norm:
