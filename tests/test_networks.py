@@ -1,12 +1,13 @@
-"""Squashed Gaussian math, the MLP builder, BatchRenorm, polyak_update and FusedAdam."""
+"""Squashed Gaussian math, the MLP builder and its kernel initializers, BatchRenorm, polyak_update and FusedAdam."""
 import unittest
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from blocAndTools import UserInputError, build_mlp, polyak_update
+from blocAndTools import ExperimentSpec, UserInputError, build_mlp, polyak_update
 from blocAndTools.nn_blocs import BatchRenorm, FusedAdam, splitmix64_uniform
+from SoftActorCritic import SoftActorCriticBrain
 from SoftActorCritic.networks import build_gaussian_policy, squashed_log_prob, squashed_sample
 
 
@@ -285,9 +286,7 @@ class BatchRenormTest(unittest.TestCase):
     def test_crossq_networks_start_from_lecun_normal_kernels_and_the_others_from_glorot_uniform(self):
         """sbx's (flax's) LeCun normal, std sqrt(1 / fan_in), in every Dense layer of crossq's phi and critics; Keras'
         Glorot uniform, std sqrt(2 / (fan_in + fan_out)), elsewhere. The first layers (2 or 3 inputs, 256 units) and
-        the heads (256 inputs, 1 or 2 units) tell them apart: 0.58-0.71 against 0.09, 0.06 against 0.09."""
-        from SoftActorCritic import SoftActorCriticBrain
-        from blocAndTools import ExperimentSpec
+        the heads (256 inputs, 1 unit) tell them apart: 0.58-0.71 against 0.09, 0.06 against 0.09."""
         for variant, glorot in (("crossq", False), ("v2", True)):
             spec = ExperimentSpec(variant=variant, phi_nn_h_layer_topo=(256, 256), theta_nn_h_layer_topo=(256, 256))
             brain = SoftActorCriticBrain(spec, obs_dim=2, act_dim=1)
