@@ -605,7 +605,7 @@ class TrainStepsTest(unittest.TestCase):
             if jit_compile_steps:
                 # float32 rounding: each element within 1e-5 of its value or of the tensor's largest magnitude (an
                 # element near zero is a sum of larger terms and carries their rounding, e.g. Adam's moments)
-                scale = float(np.max(np.abs(expected))) if np.size(expected) else 0.0
+                scale = float(np.max(np.abs(expected), initial=0.0))
                 np.testing.assert_allclose(got, expected, rtol=1e-5, atol=max(1e-7, 1e-5 * scale), err_msg=name)
             else:
                 np.testing.assert_array_equal(got, expected, err_msg=name)
