@@ -75,7 +75,8 @@ class ExperimentSpec:
     max_eval_trj: int = 10
     """Evaluation episodes with the deterministic policy tanh(mu) after each epoch, from the same start states each time."""  # noqa: E501
     expected_reward_goal: float | None = None
-    """Eval return announced as the goal reached (the best policy is kept in any case); null: no goal."""
+    """Eval return announced as the goal reached (the best policy is kept in any case); null: no goal. Dropped
+    when --env or --set env_id moves a spec file to another environment."""
     checkpoint_interval: int = 1
     """Epochs between two checkpoints (a checkpoint is also written at the end)."""
     deterministic_ops: bool = True
@@ -357,11 +358,14 @@ def load_raw_spec(path: str | Path | None, overrides: Iterable[str] = ()) -> dic
     """Read a spec file with the safe YAML loader, apply overrides, reject unknown keys.
 
     path None: the general default (every field at its default, named after its env_id), e.g. for
-    `sac train --env Hopper-v5`, whose overrides start with env_id=Hopper-v5."""
+    `sac train --env Hopper-v5`, whose overrides start with env_id=Hopper-v5. An override of the file's env_id
+    drops its expected_reward_goal (unless one is given too): `--spec pendulum --env Hopper-v5` has no goal."""
     raw = {} if path is None else _read_spec_file(Path(path))
     changes = with_current_names(dict(parse_override(text) for text in overrides), "--set")
     if path is None:
         raw["name"] = re.sub(f"[^{NAME_CHARACTERS}]+", "_", str(changes.get("env_id", ExperimentSpec.env_id)))
+    elif changes.get("env_id", raw.get("env_id")) != raw.get("env_id") and "expected_reward_goal" not in changes:
+        raw.pop("expected_reward_goal", None)  # a return on the file's environment, not on the one given instead
     raw.update(changes)
     for key in raw:
         if key not in FIELD_NAMES and key != GRID_KEY:

@@ -82,6 +82,17 @@ class LoadingTest(unittest.TestCase):
     def test_integer_is_accepted_for_a_float_field(self):
         self.assertEqual(ExperimentSpec(reward_scaling=5).reward_scaling, 5.0)
 
+    def test_another_env_id_drops_the_files_goal(self):
+        # a spec's expected_reward_goal is a return on its own environment: -200 on Pendulum means nothing on Hopper
+        with tempfile.TemporaryDirectory() as folder:
+            path = write_spec(folder, "env_id: Pendulum-v1\nexpected_reward_goal: -200\n")
+            self.assertEqual(load_raw_spec(path)["expected_reward_goal"], -200)
+            self.assertEqual(load_raw_spec(path, ["env_id=Pendulum-v1"])["expected_reward_goal"], -200)
+            self.assertNotIn("expected_reward_goal", load_raw_spec(path, ["env_id=Hopper-v5"]))
+            self.assertIsNone(ExperimentSpec.from_yaml(path, ["env_id=Hopper-v5"]).expected_reward_goal)
+            given = load_raw_spec(path, ["env_id=Hopper-v5", "expected_reward_goal=3000"])
+            self.assertEqual(given["expected_reward_goal"], 3000)
+
 
 class RenamedFieldTest(unittest.TestCase):
     """learning_rate became actor_learning_rate: old spec files, old run folders' spec.yaml and --set still load."""
