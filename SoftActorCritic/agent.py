@@ -1,9 +1,9 @@
 """SoftActorCriticAgent: the paper's Algorithm 1 organised in epochs, with evaluation, logs and checkpoints.
 
-Each environment step: act (uniform random until min_pool_size, then a ~ pi(.|s)),
-env.step, store the transition; every gradient_step_interval steps (once the pool holds
-min_pool_size transitions): sample gradient_steps minibatches at once and take as many
-gradient steps in one call. After each epoch: max_eval_trj episodes with the deterministic
+Each environment step: act (uniform random until min_pool_size, then a ~ pi(.|s), its noise white or
+colored along the episode: action_noise_beta), env.step, store the transition; every gradient_step_interval
+steps (once the pool holds min_pool_size transitions): sample gradient_steps minibatches at once and take as
+many gradient steps in one call. After each epoch: max_eval_trj episodes with the deterministic
 policy tanh(mu) on a separate environment, one row of metrics, and a checkpoint every
 checkpoint_interval epochs.
 """
@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from blocAndTools.action_noise import ActionNoise
 from blocAndTools.checkpointing import RunCheckpointer
 from blocAndTools.errors import EnvironmentFault, TrainingDiverged, TrainingInterrupted
 from blocAndTools.experiment_spec import ExperimentSpec
@@ -40,6 +41,8 @@ class SoftActorCriticAgent:
         self.playground = GymPlayground(spec.env_id, spec.env_kwargs, seed=spec.seed, max_trj_steps=spec.max_trj_steps)
         self.eval_playground = GymPlayground(spec.env_id, spec.env_kwargs, max_trj_steps=spec.max_trj_steps)
         self.brain = SoftActorCriticBrain(spec, self.playground.obs_dim, self.playground.act_dim)
+        self.action_noise = ActionNoise(spec.action_noise_beta, self.playground.act_dim,
+                                        self.playground.max_episode_steps, self.brain.action_rng)
         self.warmup_steps = spec.warmup_steps(self.playground.max_episode_steps)  # min_pool_size, 'auto' resolved
         self.buffer = ReplayBuffer(spec.pool_capacity, self.playground.obs_dim, self.playground.act_dim,
                                    seed=stream_seed(spec.seed, "replay_sampler"))
@@ -57,7 +60,7 @@ class SoftActorCriticAgent:
     def _act(self) -> np.ndarray:
         if self.env_steps < self.warmup_steps:
             return self.playground.sample_random_action()
-        return self.brain.numpy_actor().sample(self._obs, self.brain.action_rng)
+        return self.brain.numpy_actor().with_noise(self._obs, self.action_noise.sample())
 
     def run_epoch(self, advance=lambda n=1: None) -> dict[str, Any]:
         """Environment steps (with their gradient steps) up to the end of the current epoch.
@@ -73,6 +76,7 @@ class SoftActorCriticAgent:
                 raise TrainingInterrupted(f"stopped at env step {self.env_steps}")
             if self._obs is None:
                 self._obs, self._episode_return = self.playground.reset(), 0.0
+                self.action_noise.reset()
             action = self._act()
             next_obs, reward, terminated, truncated = self.playground.step(action)
             self.buffer.add(self._obs, action, reward, next_obs, terminated)

@@ -110,9 +110,13 @@ class NumpyActor:
         return np.tanh(self._features(obs) @ self.mu[0] + self.mu[1])
 
     def sample(self, obs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """A stochastic action tanh(mu + exp(log_std) * eps) with eps ~ N(0, 1) drawn from rng."""
+        """A stochastic action (with_noise) with eps ~ N(0, 1) drawn from rng."""
+        return self.with_noise(obs, rng.standard_normal((*np.shape(obs)[:-1], self.act_dim), dtype=self.dtype))
+
+    def with_noise(self, obs: np.ndarray, eps: np.ndarray) -> np.ndarray:
+        """The stochastic action tanh(mu + exp(log_std) * eps) for a given eps, e.g. colored (action_noise.py)."""
         mu, log_std = self.mu_log_std(obs)
-        return np.tanh(mu + np.exp(log_std) * rng.standard_normal(mu.shape, dtype=self.dtype))
+        return np.tanh(mu + np.exp(log_std) * eps)
 
 
 class Policy:

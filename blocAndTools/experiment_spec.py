@@ -75,8 +75,7 @@ class ExperimentSpec:
     max_eval_trj: int = 10
     """Evaluation episodes with the deterministic policy tanh(mu) after each epoch, from the same start states each time."""  # noqa: E501
     expected_reward_goal: float | None = None
-    """Eval return announced as the goal reached (the best policy is kept in any case); null: no goal. Dropped
-    when --env or --set env_id moves a spec file to another environment."""
+    """Eval return announced as the goal reached (the best policy is kept in any case); null: no goal; dropped when --env or --set env_id moves a spec file to another environment."""  # noqa: E501
     checkpoint_interval: int = 1
     """Epochs between two checkpoints (a checkpoint is also written at the end)."""
     deterministic_ops: bool = True
@@ -121,6 +120,8 @@ class ExperimentSpec:
     """Actions sampled per state for the actor loss (REINFORCE-10 uses 10)."""
     actor_loss: str = "soft_q"
     """soft_q: the SAC actor; entropy_only: maximise entropy alone; none: no actor update."""
+    action_noise_beta: float = 0.0
+    """beta of the acting noise: a = tanh(mu + std * eps_t) with eps_t N(0, 1) and power spectrum 1/f^beta along each episode; 0: white, i.i.d. (SAC's); 1: pink, 2: red, ever slower-varying (colored noise exploration, Eberhard et al. 2023; blocAndTools/action_noise.py). The update and evaluation are unchanged."""  # noqa: E501
 
     # --- networks ---
     phi_nn_h_layer_topo: tuple[int, ...] = (256, 256)
@@ -303,6 +304,7 @@ def _check_ranges(spec: ExperimentSpec) -> None:
     require(spec.critic_subset is None or spec.q_backup == "clipped", "critic_subset",
             f"null with q_backup {spec.q_backup} (a random subset's min is a clipped backup)")
     require(0.0 <= spec.critic_dropout < 1.0, "critic_dropout", "in [0, 1)")
+    require(0.0 <= spec.action_noise_beta <= 2.0, "action_noise_beta", "in [0, 2] (0 white, 1 pink, 2 red)")
     if spec.min_pool_size != "auto":
         require(isinstance(spec.min_pool_size, int) and spec.min_pool_size >= 1, "min_pool_size",
                 "an integer >= 1 or 'auto'")
@@ -326,7 +328,8 @@ OTHER_NAMES = {
     "n_critics": "num_critics", "num_qs": "num_critics", "ensemble_size": "num_critics", "num_min": "critic_subset",
     "dropout_rate": "critic_dropout", "layer_norm": "critic_layer_norm",
     "n_steps": "n_step", "update_horizon": "n_step", "policy_delay": "actor_update_interval",
-    "policy_frequency": "actor_update_interval", "beta1": "adam_beta1", "b1": "adam_beta1"}
+    "policy_frequency": "actor_update_interval", "beta1": "adam_beta1", "b1": "adam_beta1",
+    "noise_beta": "action_noise_beta", "colored_noise_beta": "action_noise_beta"}
 
 
 def closest_field_hint(key: str) -> str:

@@ -6,12 +6,14 @@ import unittest
 from pathlib import Path
 from unittest import mock
 
+import colorednoise
 import gymnasium
 import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
 
+from blocAndTools.action_noise import library_variance
 from blocAndTools.errors import TrainingDiverged
 from blocAndTools.experiment_spec import ExperimentSpec
 from blocAndTools.replay_buffer import Minibatch
@@ -239,6 +241,21 @@ class TrainingLoopTest(unittest.TestCase):
         np.testing.assert_allclose(actions, np.tanh(mu + np.exp(log_std) * eps), atol=1e-5)
         self.assertEqual(agent.brain.action_rng.bit_generator.state, noise.bit_generator.state)  # 20 draws, no more
         self.assertGreater(np.abs(actions - np.tanh(mu)).max(), 0.1)  # the noise moves these actions visibly
+
+    def test_colored_action_noise_follows_each_episode_from_its_first_sampled_action(self):
+        # action_noise_beta 1 (pink): the eps of an episode's sampled actions are one 1/f sequence of the time limit
+        # (12 steps), drawn from action_rng at the episode's first sampled action. Steps 10-29: the last 2 steps of
+        # episode 1 (steps 0-11; sequence drawn at step 10), all 12 of episode 2 and the first 6 of episode 3.
+        agent = SoftActorCriticAgent(short_spec(gradient_step_interval=1000, action_noise_beta=1.0))
+        self.addCleanup(agent.close)
+        noise = copy_of(agent.brain.action_rng)
+        agent.run_epoch()
+        obs, actions = agent.buffer.obs[10:30], agent.buffer.act[10:30]
+        mu, log_std = (x.numpy() for x in agent.brain.phi(obs))
+        sequences = [colorednoise.powerlaw_psd_gaussian(1.0, (1, 12), random_state=noise).T for _ in range(3)]
+        eps = np.concatenate([sequences[0][:2], sequences[1], sequences[2][:6]]) / np.sqrt(library_variance(1.0, 12))
+        np.testing.assert_allclose(actions, np.tanh(mu + np.exp(log_std) * eps), atol=1e-5)
+        self.assertEqual(agent.brain.action_rng.bit_generator.state, noise.bit_generator.state)  # 3 draws, no more
 
     def test_each_update_trains_on_gradient_steps_minibatches(self):
         # gradient_steps = 3 every 2 env steps from min_pool_size (10) on: 11 calls, at env steps 10, 12, ..., 30, each

@@ -190,6 +190,13 @@ class ValidationTest(unittest.TestCase):
                 with self.assertRaisesRegex(UserInputError, f"unknown spec field '{other}'.*'{field}'"):
                     load_raw_spec(write_spec(folder, f"{other}: 3\n"))
 
+    def test_action_noise_beta_is_in_0_to_2(self):
+        self.assertEqual(ExperimentSpec().action_noise_beta, 0.0)  # white noise, SAC's, by default
+        self.assertEqual(ExperimentSpec(action_noise_beta=1).action_noise_beta, 1.0)
+        for beta in (-0.5, 2.5, float("nan")):
+            self.assertRejected(r"'action_noise_beta' = .*: must be in \[0, 2\] \(0 white, 1 pink, 2 red\)",
+                                action_noise_beta=beta)
+
     def test_n_step_is_an_integer_of_at_least_1(self):
         self.assertEqual(ExperimentSpec().n_step, 1)
         self.assertEqual(ExperimentSpec(n_step=3).n_step, 3)
