@@ -36,8 +36,10 @@ runs/learning_benchmark/<task>/<library>/seed<k>.lock and skips runs another inv
   configuration (resolved spec, budget, evaluation seeds) is unchanged; a changed one is rerun;
 - this project's run in progress lives in runs/learning_benchmark/<task>/project/seed<k>/
   (gitignored: checkpoints, replay buffer) and continues with `train --resume`;
-- the peers cannot resume mid-run (their save format is pickle, which this project does not use): an
-  interrupted peer run restarts from zero; its evaluations so far are kept as a partial record.
+- an interrupted sbx run resumes from its last evaluation (the runner's --state file in its work folder; the
+  runner's docstring says what is saved and why a resumed run is not bit-identical to an uninterrupted one, and
+  its record lists the env steps it resumed at); an interrupted SB3 run restarts from zero (SB3 saves with pickle,
+  which this project does not use). Either way its evaluations so far are kept as a partial record.
 --max-minutes M stops after M minutes: this project's child gets SIGTERM (it writes a checkpoint),
 the peer's child is stopped; SIGINT / SIGTERM to this script do the same (blocAndTools.errors.stop_on_signals).
 Rerun the same command to go on.
@@ -205,6 +207,8 @@ def plan(task_name: str, task: Task, library: str, seed: int, out_dir: Path, run
                     "--steps", str(task.steps), "--eval-interval", str(spec.timestep_per_epoch),
                     "--eval-seeds", ",".join(map(str, eval_seeds)),
                     "--learning-starts", str(task.peer_learning_starts)]
+        if task.peer == "sbx":  # the runner writes its state there at each evaluation and resumes from it
+            command += ["--state", str(work_dir / "sbx_state.npz")]
     return Run(task_name, library, seed, config, command, record, work_dir)
 
 
@@ -309,9 +313,9 @@ def peer_lines(path: Path) -> list[dict]:
 
 
 def run_peer(run: Run, deadline: float, console: Console) -> None:
-    """Train the peer (SB3 or sbx) in the peer venv from zero; on success write its record, with what its runner's
-    last line says (versions, hyperparameters, threads) under the library's name; else a partial record of its
-    evaluations."""
+    """Train the peer in the peer venv (SB3 from zero, sbx from its state if it has one); on success write its record,
+    with what its runner's last line says (versions, hyperparameters, threads, resumed_at) under the library's name;
+    else a partial record of its evaluations."""
     if not PEER_PYTHON.exists():
         run.status = "failed (no peer venv: bash benchmarks/peers/setup.sh)"
         return

@@ -1,6 +1,6 @@
 """benchmarks/learning_benchmark.py and learning_report.py without training: records, CSV assembly, budget table
 (IQM, CI, P(project > peer)), plot, skipping finished runs, locks, the peer (SB3 or sbx) of a task. The peer runner
-itself needs the peer venv and is not run here (but its argument check is)."""
+itself needs the peer venv: its argument checks run here, its resume only where that venv exists (not in CI)."""
 from __future__ import annotations
 
 import io
@@ -225,6 +225,8 @@ class TestPeers(LearningBenchmarkTestCase):
                                        "--library", "sbx", "--algo", "droq"])
         self.assertEqual(command[command.index("--eval-seeds") + 1], ",".join(map(str, project.config["eval_seeds"])))
         self.assertEqual(command[command.index("--eval-interval") + 1], "200")
+        self.assertEqual(command[command.index("--state") + 1], str(sbx.work_dir / "sbx_state.npz"))
+        self.assertNotIn("--state", self.plan("sb3", 3).command)  # SB3 runs do not resume
         self.assertEqual((sbx.config["eval_seeds"], sbx.config["algo"]), (project.config["eval_seeds"], "droq"))
         self.assertEqual(sbx.record, self.out_dir / "pendulum_droq" / "records" / "sbx-seed3.json")
         self.assertEqual(sbx.work_dir, self.runs_dir / "pendulum_droq" / "sbx" / "seed3")
@@ -454,6 +456,42 @@ class TestChildren(LearningBenchmarkTestCase):
         self.assertEqual(done.returncode, 2, done.stderr)
         self.assertIn("--algo droq: sb3 runs sac only", done.stderr)
         self.assertEqual(done.stdout, "")
+
+    def test_the_peer_runner_resumes_sbx_runs_only(self) -> None:
+        done = subprocess.run([sys.executable, str(learning_benchmark.PEER_RUNNER), "--env", "Pendulum-v1", "--seed",
+                               "1", "--steps", "10", "--eval-interval", "5", "--eval-seeds", "1", "--learning-starts",
+                               "1", "--state", str(self.runs_dir / "state.npz")], capture_output=True, text=True,
+                              timeout=120)
+        self.assertEqual(done.returncode, 2, done.stderr)
+        self.assertIn("--state: only sbx runs resume", done.stderr)
+
+    @unittest.skipUnless(learning_benchmark.PEER_PYTHON.exists(), "needs the peer venv: benchmarks/peers/setup.sh")
+    def test_an_interrupted_sbx_run_resumes_from_its_last_evaluation(self) -> None:
+        """The state written at 200 steps of a 400-step run brings the run back there: the evaluations before are
+        printed again, the one at 200 recomputed from the restored state matches (else the runner exits 1), the
+        update counter goes on; a state of another seed is refused."""
+        state, kept = self.runs_dir / "state.npz", self.runs_dir / "state-200.npz"
+
+        def peer(seed: int = 1, steps: int = 400) -> tuple[subprocess.CompletedProcess, list[dict]]:
+            done = subprocess.run([str(learning_benchmark.PEER_PYTHON), str(learning_benchmark.PEER_RUNNER),
+                                   "--library", "sbx", "--env", "Pendulum-v1", "--seed", str(seed), "--steps",
+                                   str(steps), "--eval-interval", "200", "--eval-seeds", "1,2", "--learning-starts",
+                                   "100", "--state", str(state)], capture_output=True, text=True, timeout=600)
+            return done, [json.loads(line) for line in done.stdout.splitlines()]
+
+        done, first = peer(steps=200 + 200)  # evaluates at 200 and 400, writes its state at 200 only
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertNotIn("resumed_at", first[-1])
+        shutil.copy(state, kept)
+        done, resumed = peer()
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(resumed[0], first[0])  # printed again from the state
+        self.assertEqual(resumed[-1]["resumed_at"], [200])
+        self.assertEqual([item["gradient_steps"] for item in resumed[:2]], [99, 299])
+        shutil.copy(kept, state)
+        done, _ = peer(seed=2)
+        self.assertEqual(done.returncode, 2)
+        self.assertIn(f"--state {state} was written by a run with another seed", done.stderr)
 
     def test_a_failed_sb3_run_leaves_a_partial_record_of_its_evaluations(self) -> None:
         run = self.sb3_stand_in(json.dumps(evaluations(-1000)[0]), exit_code=1)

@@ -43,8 +43,20 @@ num_timesteps = k * interval; SB3 and sbx call it after the env step and before 
 gradient steps), one episode per seed of --eval-seeds on a separate environment, reset(seed=s),
 actions model.predict(obs, deterministic=True) (tanh of the mean, rescaled to the bounds), until
 terminated or truncated (the environment's own time limit); the line reports the mean and the
-population std of the returns. Not resumable mid-run: SB3 and sbx save models with pickle, which
-this project does not use; an interrupted run is rerun from the start by the benchmark.
+population std of the returns.
+
+Resuming (sbx only, --state FILE): at each evaluation but the last, right after it, the run's state is written to
+FILE (one npz, no pickle: SB3 and sbx save models with pickle, which this project does not use): the flax train
+states (parameters, Adam moments, target parameters or batch statistics, the temperature), the JAX keys, the
+replay buffer's rows, NumPy's global generator (SB3's buffer samples with it), the warm-up's action-space
+generator, the update counter, and the evaluations so far. That is the state after the evaluation's env step minus
+one (SB3 calls the callback before storing that step's transition and running its gradient steps). When FILE
+exists, the run restores it, prints the evaluations it holds again, and goes on from there, restarting the
+training episode that was under way (the environment's own state is not saved): a resumed run is not the
+bit-for-bit continuation of an uninterrupted one. Its first evaluation is the last one before the interruption,
+recomputed from the restored state on the same episodes: a different result means the state did not come back
+whole, and the run stops (exit 1). The done line lists the env steps it resumed at ("resumed_at"). SB3 runs
+are not resumable (its torch state is not saved here): an interrupted one is rerun from the start.
 """
 from __future__ import annotations
 
@@ -55,6 +67,7 @@ import os
 import sys
 import time
 from importlib import metadata
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -164,6 +177,66 @@ def sbx_hyperparameters(model) -> dict:
     return plain(found)
 
 
+BUFFER_FIELDS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
+
+
+def sbx_train_states(model) -> dict:
+    """The sbx model's learned state as one pytree: flax train states (with their optimizer states) and JAX keys."""
+    return {"actor": model.policy.actor_state, "qf": model.policy.qf_state, "ent_coef": model.ent_coef_state,
+            "key": model.key, "policy_key": model.policy.key, "noise_key": model.policy.noise_key}
+
+
+def save_state(model, path: Path, config: dict, evaluations: list[dict]) -> None:
+    """Write the run's state (module docstring, "Resuming") to `path` atomically: a temporary file, then a rename."""
+    from flax import serialization
+    buffer = model.replay_buffer
+    rows = buffer.buffer_size if buffer.full else buffer.pos
+    generator, keys, position, has_gauss, cached_gaussian = np.random.get_state()
+    meta = {"config": config, "evaluations": evaluations, "num_timesteps": int(model.num_timesteps) - 1,
+            "n_updates": int(model._n_updates), "episode_num": int(model._episode_num),
+            "buffer_pos": int(buffer.pos), "buffer_full": bool(buffer.full),
+            "np_random": [generator, int(position), int(has_gauss), float(cached_gaussian)],
+            "action_space_random": model.action_space.np_random.bit_generator.state}
+    arrays = {f"buffer_{name}": getattr(buffer, name)[:rows] for name in BUFFER_FIELDS
+              if getattr(buffer, name, None) is not None}  # no next_observations with optimize_memory_usage
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "wb") as handle:
+        np.savez(handle, meta=np.array(json.dumps(meta)), np_random_keys=keys,
+                 train_states=np.frombuffer(serialization.to_bytes(sbx_train_states(model)), np.uint8), **arrays)
+    os.replace(temporary, path)
+
+
+def restore_state(model, path: Path, config: dict) -> list[dict]:
+    """Load the state save_state wrote into the freshly built `model`; the evaluations it holds. A state written by
+    another configuration ends the program with one line (exit 2)."""
+    from flax import serialization
+    with np.load(path, allow_pickle=False) as saved:
+        meta = json.loads(str(saved["meta"]))
+        if meta["config"] != config:
+            differs = sorted(key for key in {*config, *meta["config"]} if config.get(key) != meta["config"].get(key))
+            print(f"peer_learning.py: error: --state {path} was written by a run with another {', '.join(differs)}; "
+                  "delete it to start this run from zero", file=sys.stderr)
+            sys.exit(2)
+        states = serialization.from_bytes(sbx_train_states(model), saved["train_states"].tobytes())
+        buffer = model.replay_buffer
+        for name in BUFFER_FIELDS:
+            if f"buffer_{name}" in saved:
+                rows = saved[f"buffer_{name}"]
+                getattr(buffer, name)[:len(rows)] = rows
+        keys = saved["np_random_keys"]
+    model.policy.actor_state, model.policy.qf_state, model.ent_coef_state = (
+        states["actor"], states["qf"], states["ent_coef"])
+    model.key, model.policy.key, model.policy.noise_key = states["key"], states["policy_key"], states["noise_key"]
+    buffer.pos, buffer.full = meta["buffer_pos"], meta["buffer_full"]
+    model.num_timesteps, model._n_updates, model._episode_num = (
+        meta["num_timesteps"], meta["n_updates"], meta["episode_num"])
+    generator, position, has_gauss, cached_gaussian = meta["np_random"]
+    np.random.set_state((generator, keys, position, has_gauss, cached_gaussian))
+    model.action_space.np_random.bit_generator.state = meta["action_space_random"]
+    return meta["evaluations"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--library", choices=tuple(ALGOS), default="sb3", help="sb3 (PyTorch) or sbx (JAX)")
@@ -175,6 +248,8 @@ def main() -> None:
     parser.add_argument("--eval-interval", type=int, required=True, help="env steps between two evaluations")
     parser.add_argument("--eval-seeds", type=parse_seeds, required=True, help="reset seeds of the eval episodes")
     parser.add_argument("--learning-starts", type=int, required=True, help="random-action steps before learning")
+    parser.add_argument("--state", type=Path, help="sbx only: the run's state file (npz), written at each evaluation; "
+                                                   "when it exists the run resumes from it (module docstring)")
     args = parser.parse_args()
     try:
         env_kwargs = json.loads(args.env_kwargs)
@@ -185,6 +260,8 @@ def main() -> None:
         parser.error("--steps and --eval-interval must be positive and --eval-seeds non-empty")
     if args.algo not in ALGOS[args.library]:
         parser.error(f"--algo {args.algo}: {args.library} runs {', '.join(ALGOS[args.library])} only")
+    if args.state is not None and args.library != "sbx":
+        parser.error("--state: only sbx runs resume")
 
     if args.library == "sb3":
         import torch
@@ -195,19 +272,38 @@ def main() -> None:
     from stable_baselines3.common.callbacks import BaseCallback
 
     eval_env = gym.make(args.env, **env_kwargs)
-    start = time.perf_counter()
+    model = make_model(args.library, args.algo, gym.make(args.env, **env_kwargs), args.learning_starts, args.seed)
+    config = {key: value for key, value in vars(args).items() if key != "state"}
+    evaluations, resumed_at = [], []
+    if args.state is not None and args.state.exists():
+        evaluations = restore_state(model, args.state, config)
+        resumed_at.append(model.num_timesteps + 1)
+        for item in evaluations:
+            emit(item)
+    start = time.perf_counter() - (evaluations[-1]["wall_time_s"] if evaluations else 0.0)
 
     class Evaluate(BaseCallback):
         def _on_step(self) -> bool:
-            if self.num_timesteps % args.eval_interval == 0:
-                returns = evaluate(self.model, eval_env, args.eval_seeds)
-                emit({"env_steps": int(self.num_timesteps), "gradient_steps": int(self.model._n_updates),
-                      "eval_return_mean": float(np.mean(returns)), "eval_return_std": float(np.std(returns)),
-                      "wall_time_s": round(time.perf_counter() - start, 1)})
+            if self.num_timesteps % args.eval_interval:
+                return True
+            returns = evaluate(self.model, eval_env, args.eval_seeds)
+            item = {"env_steps": int(self.num_timesteps), "gradient_steps": int(self.model._n_updates),
+                    "eval_return_mean": float(np.mean(returns)), "eval_return_std": float(np.std(returns)),
+                    "wall_time_s": round(time.perf_counter() - start, 1)}
+            if resumed_at and self.num_timesteps == resumed_at[-1]:  # the restored state's check (docstring)
+                before = {key: value for key, value in evaluations[-1].items() if key != "wall_time_s"}
+                if {key: value for key, value in item.items() if key != "wall_time_s"} != before:
+                    sys.exit(f"peer_learning.py: the state restored from {args.state} evaluates to {item}, "
+                             f"not to {before} as before the interruption")
+                return True
+            emit(item)
+            evaluations.append(item)
+            if args.state is not None and self.num_timesteps < args.steps:
+                save_state(self.model, args.state, config, evaluations)
             return True
 
-    model = make_model(args.library, args.algo, gym.make(args.env, **env_kwargs), args.learning_starts, args.seed)
-    model.learn(total_timesteps=args.steps, callback=Evaluate())
+    model.learn(total_timesteps=args.steps - model.num_timesteps, callback=Evaluate(),
+                reset_num_timesteps=not resumed_at)
     if args.library == "sb3":
         hyperparameters = {"learning_rate": model.learning_rate, "buffer_size": model.buffer_size,
                            "batch_size": model.batch_size, "tau": model.tau, "gamma": model.gamma,
@@ -215,7 +311,7 @@ def main() -> None:
     else:
         hyperparameters = sbx_hyperparameters(model)
     emit({"done": True, "env_steps": int(model.num_timesteps), "wall_time_s": round(time.perf_counter() - start, 1),
-          "library": args.library, "algo": args.algo, **threads,
+          "library": args.library, "algo": args.algo, **threads, **({"resumed_at": resumed_at} if resumed_at else {}),
           "versions": {name: metadata.version(name) for name in VERSIONS[args.library]},
           "hyperparameters": hyperparameters})
 
