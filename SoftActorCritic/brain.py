@@ -397,8 +397,12 @@ class SoftActorCriticBrain:
                 joint_obs, joint_act = tf.concat([obs, next_obs], 0), tf.concat([act, next_act], 0)
                 q_data, next_q = zip(*(tf.split(critic([joint_obs, joint_act], training=True)[:, 0], 2)
                                        for critic in self.critics), strict=True)
-            else:
+            elif in_subset is None:
                 next_q = [frozen([next_obs, next_act])[:, 0] for frozen in self.frozen_critics]
+            else:  # REDQ: only the subset's frozen critics run (M of N); q_backup masks the others out of the min
+                skipped = tf.fill(tf.shape(rew), float("inf"))
+                next_q = [tf.cond(in_subset[i], lambda frozen=frozen: frozen([next_obs, next_act])[:, 0],
+                                  lambda: skipped) for i, frozen in enumerate(self.frozen_critics)]
             next_values = [losses.soft_value(q, next_log_pi, alpha)
                            for q in losses.q_backup(next_q, spec.q_backup, in_subset)]
 

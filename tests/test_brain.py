@@ -217,6 +217,23 @@ class LossesMatchHandComputationTest(unittest.TestCase):
         self.check(subset_uniform=np.float32([0.7, 0.1, 0.9, 0.3, 0.5]), subset=[1, 3], variant="v2",
                    num_critics=5, critic_subset=2)
 
+    def test_v2_redq_evaluates_only_the_subsets_frozen_critics(self):
+        """The critics outside the subset are left out of the min: their frozen copies are not run at all."""
+        brain, calls = tiny_brain(variant="v2", num_critics=5, critic_subset=2), []
+
+        def counted(index, frozen):
+            def call(inputs):
+                calls.append(index)
+                return frozen(inputs)
+            return call
+
+        brain.frozen_critics = [counted(index, frozen) for index, frozen in enumerate(brain.frozen_critics)]
+        rng = np.random.default_rng(3)
+        eps, next_eps = (rng.normal(size=(BATCH, ACT_DIM)).astype(np.float32) for _ in range(2))
+        got = brain.compute_losses(*random_batch(rng), eps, next_eps, np.float32([0.7, 0.1, 0.9, 0.3, 0.5]))
+        self.assertEqual(sorted(calls), [1, 3])
+        self.assertTrue(np.isfinite([float(got[f"q{i}_loss"]) for i in range(1, 6)]).all())
+
     def test_v1_redq_subset_min_value_target_and_mean_actor(self):
         self.check(subset_uniform=np.float32([0.2, 0.8, 0.4]), subset=[0], num_critics=3, critic_subset=1)
 
