@@ -186,13 +186,14 @@ def sbx_train_states(model) -> dict:
             "key": model.key, "policy_key": model.policy.key, "noise_key": model.policy.noise_key}
 
 
-def save_state(model, path: Path, config: dict, evaluations: list[dict]) -> None:
+def save_state(model, path: Path, config: dict, evaluations: list[dict], resumed_at: list[int]) -> None:
     """Write the run's state (module docstring, "Resuming") to `path` atomically: a temporary file, then a rename."""
     from flax import serialization
     buffer = model.replay_buffer
     rows = buffer.buffer_size if buffer.full else buffer.pos
     generator, keys, position, has_gauss, cached_gaussian = np.random.get_state()
-    meta = {"config": config, "evaluations": evaluations, "num_timesteps": int(model.num_timesteps) - 1,
+    meta = {"config": config, "evaluations": evaluations, "resumed_at": resumed_at,
+            "num_timesteps": int(model.num_timesteps) - 1,
             "n_updates": int(model._n_updates), "episode_num": int(model._episode_num),
             "buffer_pos": int(buffer.pos), "buffer_full": bool(buffer.full),
             "np_random": [generator, int(position), int(has_gauss), float(cached_gaussian)],
@@ -207,9 +208,10 @@ def save_state(model, path: Path, config: dict, evaluations: list[dict]) -> None
     os.replace(temporary, path)
 
 
-def restore_state(model, path: Path, config: dict) -> list[dict]:
-    """Load the state save_state wrote into the freshly built `model`; the evaluations it holds. A state written by
-    another configuration ends the program with one line (exit 2)."""
+def restore_state(model, path: Path, config: dict) -> tuple[list[dict], list[int]]:
+    """Load the state save_state wrote into the freshly built `model`; the evaluations it holds and the env steps
+    the run resumed at, this time included. A state written by another configuration ends the program with one
+    line (exit 2)."""
     from flax import serialization
     with np.load(path, allow_pickle=False) as saved:
         meta = json.loads(str(saved["meta"]))
@@ -234,7 +236,7 @@ def restore_state(model, path: Path, config: dict) -> list[dict]:
     generator, position, has_gauss, cached_gaussian = meta["np_random"]
     np.random.set_state((generator, keys, position, has_gauss, cached_gaussian))
     model.action_space.np_random.bit_generator.state = meta["action_space_random"]
-    return meta["evaluations"]
+    return meta["evaluations"], [*meta["resumed_at"], model.num_timesteps + 1]
 
 
 def main() -> None:
@@ -276,8 +278,7 @@ def main() -> None:
     config = {key: value for key, value in vars(args).items() if key != "state"}
     evaluations, resumed_at = [], []
     if args.state is not None and args.state.exists():
-        evaluations = restore_state(model, args.state, config)
-        resumed_at.append(model.num_timesteps + 1)
+        evaluations, resumed_at = restore_state(model, args.state, config)
         for item in evaluations:
             emit(item)
     start = time.perf_counter() - (evaluations[-1]["wall_time_s"] if evaluations else 0.0)
@@ -299,7 +300,7 @@ def main() -> None:
             emit(item)
             evaluations.append(item)
             if args.state is not None and self.num_timesteps < args.steps:
-                save_state(self.model, args.state, config, evaluations)
+                save_state(self.model, args.state, config, evaluations, resumed_at)
             return True
 
     model.learn(total_timesteps=args.steps - model.num_timesteps, callback=Evaluate(),
