@@ -11,7 +11,7 @@ the peers' train(gradient_steps=S); S = the steps of a timed block) and one step
 
     python -m benchmarks.peer_benchmark            # a few minutes
     python -m benchmarks.peer_benchmark --quick    # under two minutes
-    python -m benchmarks.peer_benchmark --family   # DroQ and CrossQ per env step against sbx's
+    python -m benchmarks.peer_benchmark --family   # DroQ and CrossQ per env step against sbx's, and REDQ's
 Results: benchmarks/results/peer_benchmark.csv (one row per library, variant and size; each run adds its rows),
 peer_family_benchmark.csv (--family).
 
@@ -123,14 +123,15 @@ def measure_peer(library: str, blocks: int, steps_per_block: int, quick: bool) -
     return rows, versions
 
 
-# The SAC family per env step (issue 27): each variant's shipped spec against sbx's same algorithm.
-FAMILY = {"droq": "experiments/droq.yaml", "crossq": "experiments/crossq.yaml"}
+# The SAC family per env step (issue 27): each variant's shipped spec against sbx's same algorithm (sbx has no REDQ).
+FAMILY = {"droq": "experiments/droq.yaml", "crossq": "experiments/crossq.yaml", "redq": "experiments/redq.yaml"}
+SBX_FAMILY = ("droq", "crossq")
 
 
 def measure_family(blocks: int, quick: bool) -> list[dict]:
-    """Milliseconds per env step of DroQ (its gradient_steps, 20, in one call) and CrossQ (one step per call): this
-    project with experiments/droq.yaml and crossq.yaml at HalfCheetah's sizes, and sbx's DroQ and CrossQ
-    (peer_sac.py's make_model) with the same batch."""
+    """Milliseconds per env step of DroQ and REDQ (their gradient_steps, 20, in one call) and CrossQ (one step per
+    call): this project with the FAMILY specs at HalfCheetah's sizes, and sbx's DroQ and CrossQ (peer_sac.py's
+    make_model) with the same batch."""
     from benchmarks.train_step_benchmark import time_train_step, time_train_steps_apart
     from blocAndTools import ExperimentSpec
 
@@ -140,14 +141,16 @@ def measure_family(blocks: int, quick: bool) -> list[dict]:
         utd = spec.gradient_steps
         ours = (time_train_steps_apart([spec], blocks, utd)[0] * utd if utd > 1 else
                 time_train_step(spec, blocks, 20 if quick else 50))
+        rows.append({"library": "project", "variant": algo, "gradient_steps": utd, "batch": spec.batch_size_in_ts,
+                     "ms_per_env_step": ours * 1e3})
+        if algo not in SBX_FAMILY:
+            continue
         peer = run_peer("sbx", "train_step", algo=algo, width=spec.phi_nn_h_layer_topo[0], batch=spec.batch_size_in_ts,
                         env="HalfCheetah-v5", steps=2_000 if quick else 10_000, blocks=blocks,
                         steps_per_block=utd if utd > 1 else (20 if quick else 50))
         peer_ms = peer["ms_per_step"] * utd if utd > 1 else peer["ms_per_step_train1"]
-        rows += [{"library": "project", "variant": algo, "gradient_steps": utd, "batch": spec.batch_size_in_ts,
-                  "ms_per_env_step": ours * 1e3},
-                 {"library": "sbx", "variant": algo, "gradient_steps": utd, "batch": spec.batch_size_in_ts,
-                  "ms_per_env_step": peer_ms}]
+        rows.append({"library": "sbx", "variant": algo, "gradient_steps": utd, "batch": spec.batch_size_in_ts,
+                     "ms_per_env_step": peer_ms})
     return rows
 
 
@@ -163,9 +166,10 @@ def family_table(console, blocks: int, quick: bool) -> None:
                 ["library", "variant", "gradient steps per env step", "batch", "ms / env step", "sbx / project"],
                 [[row["library"], row["variant"], row["gradient_steps"], row["batch"], f"{row['ms_per_env_step']:.1f}",
                   optional(row["peer_over_project"], ".2f")] for row in rows])
-    console.print("DroQ: its gradient_steps in one call per env step (the project's train_steps, sbx's "
+    console.print("DroQ and REDQ: their gradient_steps in one call per env step (the project's train_steps, sbx's "
                   "train(gradient_steps=20)); CrossQ: one gradient step per call. sbx / project > 1: this project "
-                  "takes less time per env step. Specs: " + ", ".join(FAMILY.values()) + "; sbx: peer_sac.py.")
+                  "takes less time per env step; sbx has no REDQ. Specs: " + ", ".join(FAMILY.values())
+                  + "; sbx: peer_sac.py.")
     frame = pd.DataFrame(rows)
     frame["mode"], frame["blocks"], frame["processor"] = "quick" if quick else "full", blocks, cpu_model()
     save_results(frame, FAMILY_RESULTS, append=True, float_format="%.4g")
@@ -192,7 +196,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer timed blocks (under two minutes)")
     parser.add_argument("--family", action="store_true",
-                        help="the SAC family instead: DroQ and CrossQ per env step against sbx's")
+                        help="the SAC family instead: DroQ and CrossQ per env step against sbx's, and REDQ's")
     args = parser.parse_args()
     if peer_python() is None:
         print(SETUP_HINT)
