@@ -292,9 +292,10 @@ def main() -> None:
                     "eval_return_mean": float(np.mean(returns)), "eval_return_std": float(np.std(returns)),
                     "wall_time_s": round(time.perf_counter() - start, 1)}
             if resumed_at and self.num_timesteps == resumed_at[-1]:  # the restored state's check (docstring)
-                before = {key: value for key, value in evaluations[-1].items() if key != "wall_time_s"}
-                if {key: value for key, value in item.items() if key != "wall_time_s"} != before:
-                    sys.exit(f"peer_learning.py: the state restored from {args.state} evaluates to {item}, "
+                got, before = ({key: value for key, value in record.items() if key != "wall_time_s"}
+                               for record in (item, evaluations[-1]))
+                if got != before:
+                    sys.exit(f"peer_learning.py: the state restored from {args.state} evaluates to {got}, "
                              f"not to {before} as before the interruption")
                 return True
             emit(item)
