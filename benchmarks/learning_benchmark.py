@@ -30,7 +30,11 @@ max_eval_trj deterministic episodes, episode i reset with seed episode_seeds(k, 
 
 Resumable, one run at a time per invocation, each run one child process (nice the command on a shared machine:
 the children inherit it). Invocations may run side by side, one per core: each claims a run with a lock on
-runs/learning_benchmark/<task>/<library>/seed<k>.lock and skips runs another invocation holds.
+runs/learning_benchmark/<task>/<library>/seed<k>.lock and skips runs another invocation holds. Side by side, give
+this project's children one thread per op (`TF_NUM_INTRAOP_THREADS=1 python -m benchmarks.learning_benchmark ...`,
+the children inherit it): a spec with gradient_steps > 1 otherwise takes both cores per op (tf_threads), which pays
+alone and loses while another run holds a core (DroQ's 20-step call at Hopper's sizes, 2026-12-02: alone 86-97 ms
+with two threads against 128-135 with one; beside an sbx run 163-186 against 124-146).
 - a finished (library, task, seed) run is recorded in benchmarks/results/learning/<task>/records/
   <library>-seed<k>.json (its evaluations and configuration) and never recomputed while the
   configuration (resolved spec, budget, evaluation seeds) is unchanged; a changed one is rerun;
