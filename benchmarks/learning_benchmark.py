@@ -54,6 +54,8 @@ Outputs per task in benchmarks/results/learning/<task>/ (small files, committed;
   table.md         per budget: each library's IQM [95% CI] over the seeds that reached it, n, and
                    P(project > SB3) or P(project > sbx) [95% CI] (blocAndTools.statistics, seed 0); then the
                    same over whole curves (AUC: each finished seed's mean over all its evaluations)
+  against_sac.md   family tasks only: table.md's comparison of our side with this project's SAC, the base task's
+                   (pendulum or hopper) project records, their evaluations up to the family task's budget
   command.txt      this command, and every run's command and status
 Exit status: 0 done (or stopped by --max-minutes), 1 a run failed, 2 bad input, 130 interrupted.
 """
@@ -63,6 +65,7 @@ import argparse
 import contextlib
 import datetime
 import fcntl
+import functools
 import json
 import math
 import os
@@ -107,7 +110,9 @@ DEFAULT_RUNS = REPO / "runs" / "learning_benchmark"
 class Task:
     """One benchmark task: its environment, the env-step budget, the seeds 1..n, the peer's learning_starts, our
     side's spec (the general default, spec None: `train --env`, or a shipped spec file), and the peer it is compared
-    with: its library (sb3 or sbx, the name of its side) and algorithm (sb3: sac; sbx: sac, droq or crossq)."""
+    with: its library (sb3 or sbx, the name of its side) and algorithm (sb3: sac; sbx: sac, droq or crossq). A
+    family task's base is the task whose project side is this project's SAC on the same protocol: its report also
+    sets our side against that one (against_sac.md)."""
     env_id: str
     steps: int
     seeds: int
@@ -117,6 +122,7 @@ class Task:
     spec: str | None = None
     peer: str = "sb3"
     peer_algo: str = "sac"
+    base: str | None = None
 
     def __post_init__(self) -> None:
         if self.peer_algo not in PEER_ALGORITHMS.get(self.peer, ()):
@@ -151,7 +157,7 @@ TASKS = {
 SHORT_PENDULUM = {"steps": 5_000, "budgets": (1_000, 2_000, 3_000, 4_000, 5_000), "peer_learning_starts": 1_000}
 SHORT_HOPPER = {"steps": 50_000, "budgets": (10_000, 20_000, 30_000, 40_000, 50_000), "peer_learning_starts": 5_000}
 TASKS.update({f"{base}_{algo}": replace(TASKS[base], **short, spec=f"experiments/{algo}.yaml", peer="sbx",
-                                        peer_algo=algo)
+                                        peer_algo=algo, base=base)
               for base, short in (("pendulum", SHORT_PENDULUM), ("hopper", SHORT_HOPPER))
               for algo in ("droq", "crossq")})
 QUICK_TASK = Task("Pendulum-v1", 600, 1, 100, (200, 400, 600),
@@ -406,6 +412,11 @@ def run_tasks(args: argparse.Namespace, argv: list[str], console: Console) -> in
             return 2
         spec = project_spec(task, 1)
         title = f"{spec.env_id}{' ' + json.dumps(spec.env_kwargs) if spec.env_kwargs else ''}, {task.steps:,} steps"
+        base_runs = None if task.base is None or args.quick else [
+            plan(task.base, TASKS[task.base], "project", seed, args.out_dir, args.runs_dir)
+            for seed in range(1, seeds + 1)]
+        report = functools.partial(write_report, args.out_dir / task_name, title, task.budgets, runs, argv, console,
+                                   libraries=task.libraries, base_runs=base_runs)
         for run in runs:
             if read_record(run) is not None:
                 run.status = "finished (kept from an earlier invocation)"
@@ -423,10 +434,8 @@ def run_tasks(args: argparse.Namespace, argv: list[str], console: Console) -> in
                 run.status = f"stopped ({stopped}); rerun the command to continue"
             failed |= run.status.startswith("failed")
             console.print(f"  -> {run.status}")
-            # commit-ready after every run
-            write_report(args.out_dir / task_name, title, task.budgets, runs, argv, console, quiet=True,
-                         libraries=task.libraries)
-        write_report(args.out_dir / task_name, title, task.budgets, runs, argv, console, libraries=task.libraries)
+            report(quiet=True)  # commit-ready after every run
+        report()
     if stopped == "signal":
         return 130
     return 1 if failed else 0

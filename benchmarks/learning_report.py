@@ -32,6 +32,10 @@ REPO = Path(__file__).resolve().parent.parent
 PEERS = {"sb3": ("SB3", "Stable-Baselines3"), "sbx": ("sbx", "sbx")}  # library: (short name, name)
 ALGORITHMS = {"sac": "SAC", "droq": "DroQ", "crossq": "CrossQ"}
 PROJECT_NAME = "this project (SAC v1)"
+# A family task's second table sets its project side against this project's SAC: the base task's project side,
+# named "base" there
+BASE_NAME = "this project's SAC (the general default)"
+SHORT_NAMES = {**{library: names[0] for library, names in PEERS.items()}, "base": "SAC"}  # in P(project > ...)
 COLUMNS = ["library", "seed", "env_steps", "eval_return_mean", "eval_return_std", "complete"]
 EVALUATION_KEYS = ("env_steps", "eval_return_mean", "eval_return_std", "wall_time_s")
 
@@ -46,8 +50,8 @@ LIBRARIES = library_names()  # the tasks compared with SB3's SAC, and the functi
 
 
 def improvement_label(libraries: dict[str, str]) -> str:
-    """'P(project > SB3)' or 'P(project > sbx)': the peer named by its short name."""
-    return f"P(project > {PEERS[peer_of(libraries)][0]})"
+    """'P(project > SB3)', 'P(project > sbx)' or 'P(project > SAC)': the other side named by its short name."""
+    return f"P(project > {SHORT_NAMES[peer_of(libraries)]})"
 
 
 def peer_of(libraries: dict[str, str]) -> str:
@@ -228,7 +232,7 @@ def markdown_table(table: pd.DataFrame, title: str, libraries: dict[str, str] = 
                    curve: dict | None = None) -> str:
     """The budget table as markdown: one row per budget (and the curve_row), one column per library, then
     P(project > peer)."""
-    improvement, peer = improvement_label(libraries), PEERS[peer_of(libraries)][0]
+    improvement, peer = improvement_label(libraries), SHORT_NAMES[peer_of(libraries)]
     lines = [f"**{title}** (deterministic eval return, mean of the evaluation episodes; IQM over seeds "
              f"[95% bootstrap CI], n = seeds that reached the step; {improvement} = the probability that a seed "
              f"of this project scores higher than a seed of {peer} there, 0.5 = no difference)", "",
@@ -264,10 +268,28 @@ def plot(frame: pd.DataFrame, title: str, png: Path, libraries: dict[str, str] =
     plt.close(figure)
 
 
+def against_base(runs: list[Run], base_runs: list[Run], budgets: tuple[int, ...], title: str,
+                 libraries: dict[str, str]) -> str | None:
+    """A family task's project side against this project's SAC, as markdown: base_runs are the project runs of the
+    task it derives from (the general default, same environment, seeds and evaluation episodes), their
+    evaluations up to the family task's last budget, so that both AUCs cover the same env steps. None before both
+    sides have an evaluation."""
+    family = assemble([run for run in runs if run.library == "project"])
+    base = assemble(base_runs)
+    base = base[base["env_steps"] <= budgets[-1]].assign(library="base")
+    if family.empty or base.empty:
+        return None
+    frame = pd.concat([family, base], ignore_index=True)
+    pair = {"project": libraries["project"], "base": BASE_NAME}
+    return markdown_table(budget_table(frame, budgets, pair), f"{title}, against this project's SAC", pair,
+                          curve_row(frame, pair))
+
+
 def write_report(folder: Path, title: str, budgets: tuple[int, ...], runs: list[Run], argv: list[str],
-                 console: Console, quiet: bool = False, libraries: dict[str, str] = LIBRARIES) -> None:
-    """Write the task's evaluations.csv, curves.png, table.md and command.txt in `folder`; print the table unless
-    quiet. `libraries`: the task's two (library_names)."""
+                 console: Console, quiet: bool = False, libraries: dict[str, str] = LIBRARIES,
+                 base_runs: list[Run] | None = None) -> None:
+    """Write the task's evaluations.csv, curves.png, table.md and command.txt in `folder`, and with base_runs
+    against_sac.md (against_base); print the table unless quiet. `libraries`: the task's two (library_names)."""
     frame = assemble(runs)
     if frame.empty:  # no run has started: no empty files to commit
         console.print(f"{folder.name}: no evaluations yet")
@@ -277,6 +299,9 @@ def write_report(folder: Path, title: str, budgets: tuple[int, ...], runs: list[
     plot(frame, title, folder / "curves.png", libraries)
     table, curve = budget_table(frame, budgets, libraries), curve_row(frame, libraries)
     (folder / "table.md").write_text(markdown_table(table, title, libraries, curve))
+    against = against_base(runs, base_runs, budgets, title, libraries) if base_runs else None
+    if against is not None:
+        (folder / "against_sac.md").write_text(against)
     lines = [f"# {datetime.datetime.now():%Y-%m-%d %H:%M}",
              f"python -m benchmarks.learning_benchmark {shlex.join(argv)}", "",
              "# runs (status at the end of this invocation)"]

@@ -242,6 +242,7 @@ class TestPeers(LearningBenchmarkTestCase):
             base, algo = name.split("_")
             task = tasks[name]
             self.assertEqual((task.peer, task.peer_algo, task.spec), ("sbx", algo, f"experiments/{algo}.yaml"), name)
+            self.assertEqual(task.base, base, name)  # its report also sets it against our SAC on that task
             self.assertEqual((task.env_id, task.seeds, task.overrides), (tasks[base].env_id, tasks[base].seeds,
                                                                          tasks[base].overrides), name)
             # sbx warms up as long as our spec does (min_pool_size auto, resolved for the task's time limit)
@@ -295,6 +296,39 @@ class TestPeers(LearningBenchmarkTestCase):
         self.assertIn("P(project > sbx)", out.getvalue())
         self.assertIn("sbx seed 1: finished", (folder / "command.txt").read_text())
         self.assertEqual(set(pd.read_csv(folder / "evaluations.csv")["library"]), {"project", "sbx"})
+
+    def test_a_family_task_is_also_set_against_this_projects_sac_over_the_same_env_steps(self) -> None:
+        base_task = replace(TASK, steps=1000, budgets=(200, 400, 600, 800, 1000))  # a longer base: 5 evaluations
+        base_returns = {1: (-900, -600, -450, -300, -200), 2: (-800, -500, -380, -250, -100)}
+        for seed, returns in base_returns.items():
+            learning_report.write_record(self.plan("project", seed, base_task, "pendulum_base"),
+                                         evaluations(*returns), finished=True)
+        _, fake_run = finishing_run()  # the family's runs: -1000, -700, -400 on both seeds
+        tasks = {"pendulum_droq": replace(SBX_TASK, base="pendulum_base"), "pendulum_base": base_task}
+        with mock.patch.dict(learning_benchmark.TASKS, tasks), \
+                mock.patch.object(learning_benchmark, "run_project", fake_run), \
+                mock.patch.object(learning_benchmark, "run_peer", fake_run), redirect_stdout(io.StringIO()):
+            self.assertEqual(learning_benchmark.main(["--tasks", "pendulum_droq", "--seeds", "2", "--out-dir",
+                                                      str(self.out_dir), "--runs-dir", str(self.runs_dir)]), 0)
+        text = (self.out_dir / "pendulum_droq" / "against_sac.md").read_text()
+        self.assertIn("| env steps | this project (SAC v1) | this project's SAC (the general default) | "
+                      "P(project > SAC) |", text)
+        self.assertIn("a seed of this project scores higher than a seed of SAC there", text)
+
+        def cell(values: list[float]) -> str:
+            interval = iqm_interval(values)
+            return f"{interval.point:.0f} [{interval.low:.0f}, {interval.high:.0f}], n=2"
+
+        at_600 = probability_of_improvement([-400, -400], [-450, -380])  # beats -450, not -380: 0.5
+        self.assertIn(f"| 600 | {cell([-400, -400])} | {cell([-450, -380])} | "
+                      f"{at_600.point:.2f} [{at_600.low:.2f}, {at_600.high:.2f}] |", text)
+        # the base's AUC over its evaluations up to the family's budget (600), not over its whole curve
+        base_auc = [(-900 - 600 - 450) / 3, (-800 - 500 - 380) / 3]
+        self.assertIn(f"| {learning_report.CURVE_LABEL} | {cell([-700, -700])} | {cell(base_auc)} | 0.00 [0.00, 0.00] |",
+                      text)
+        self.assertNotIn("| 800 |", text)
+        # the base task is only read: its folder holds the records written above, no report
+        self.assertEqual([path.name for path in (self.out_dir / "pendulum_base").iterdir()], ["records"])
 
 
 class TestResumability(LearningBenchmarkTestCase):
