@@ -412,7 +412,7 @@ def run_tasks(args: argparse.Namespace, argv: list[str], console: Console) -> in
             return 2
         spec = project_spec(task, 1)
         title = f"{spec.env_id}{' ' + json.dumps(spec.env_kwargs) if spec.env_kwargs else ''}, {task.steps:,} steps"
-        base_runs = None if task.base is None or args.quick else [
+        base_runs = None if task.base is None else [  # QUICK_TASK has no base
             plan(task.base, TASKS[task.base], "project", seed, args.out_dir, args.runs_dir)
             for seed in range(1, seeds + 1)]
         report = functools.partial(write_report, args.out_dir / task_name, title, task.budgets, runs, argv, console,

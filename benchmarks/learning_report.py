@@ -268,13 +268,13 @@ def plot(frame: pd.DataFrame, title: str, png: Path, libraries: dict[str, str] =
     plt.close(figure)
 
 
-def against_base(runs: list[Run], base_runs: list[Run], budgets: tuple[int, ...], title: str,
+def against_base(frame: pd.DataFrame, base_runs: list[Run], budgets: tuple[int, ...], title: str,
                  libraries: dict[str, str]) -> str | None:
-    """A family task's project side against this project's SAC, as markdown: base_runs are the project runs of the
-    task it derives from (the general default, same environment, seeds and evaluation episodes), their
-    evaluations up to the family task's last budget, so that both AUCs cover the same env steps. None before both
-    sides have an evaluation."""
-    family = assemble([run for run in runs if run.library == "project"])
+    """A family task's project side (of its assembled `frame`) against this project's SAC, as markdown: base_runs
+    are the project runs of the task it derives from (the general default, same environment, seeds and evaluation
+    episodes), their evaluations up to the family task's last budget, so that both AUCs cover the same env steps.
+    None before both sides have an evaluation."""
+    family = frame[frame["library"] == "project"]
     base = assemble(base_runs)
     base = base[base["env_steps"] <= budgets[-1]].assign(library="base")
     if family.empty or base.empty:
@@ -299,7 +299,7 @@ def write_report(folder: Path, title: str, budgets: tuple[int, ...], runs: list[
     plot(frame, title, folder / "curves.png", libraries)
     table, curve = budget_table(frame, budgets, libraries), curve_row(frame, libraries)
     (folder / "table.md").write_text(markdown_table(table, title, libraries, curve))
-    against = against_base(runs, base_runs, budgets, title, libraries) if base_runs else None
+    against = against_base(frame, base_runs, budgets, title, libraries) if base_runs else None
     if against is not None:
         (folder / "against_sac.md").write_text(against)
     lines = [f"# {datetime.datetime.now():%Y-%m-%d %H:%M}",
