@@ -97,7 +97,7 @@ class ExperimentSpec:
     alpha_learning_rate: float = 3e-4
     """Adam learning rate of log_alpha when alpha is 'auto'."""
     adam_beta1: float = 0.9
-    """beta_1 of the Adam optimizers of the networks (phi, V_psi, Q_theta); log_alpha's keeps 0.9 (CrossQ: 0.5)."""
+    """beta_1 of the Adam optimizers of phi, V_psi and the Q_theta (crossq.yaml: 0.5, sbx's); log_alpha's stays 0.9."""
     target_entropy: float | None = None
     """Entropy target of alpha 'auto' (null: -act_dim)."""
     reward_scaling: float = 1.0
