@@ -647,6 +647,7 @@ class TrainStepsTest(unittest.TestCase):
     def test_v2_learned_alpha_k_steps_equal_k_train_steps_bit_for_bit(self):
         self.check_equals_single_steps(jit_compile_steps=False, variant="v2", alpha="auto", q_backup="double")
 
+    @pytest.mark.slow  # traces two ensemble updates with dropout: about 15 seconds
     def test_redq_and_dropout_k_steps_equal_k_train_steps_bit_for_bit(self):
         """The subset's draws and the dropout masks come in train_step's order."""
         self.check_equals_single_steps(jit_compile_steps=False, variant="v2", num_critics=3, critic_subset=2,
@@ -954,6 +955,7 @@ class CrossQTest(unittest.TestCase):
         TrainStepsTest().check_equals_single_steps(jit_compile_steps=False, variant="crossq", actor_update_interval=3,
                                                    adam_beta1=0.5, alpha="auto")
 
+    @pytest.mark.slow  # traces two ensemble updates with dropout: about 15 seconds
     def test_an_ensemble_with_dropout_and_layer_norm_k_steps_equal_k_train_steps_bit_for_bit(self):
         TrainStepsTest().check_equals_single_steps(jit_compile_steps=False, num_batches=3, variant="crossq",
                                                    num_critics=3, critic_dropout=0.1, critic_layer_norm=True)

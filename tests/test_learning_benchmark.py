@@ -23,6 +23,7 @@ from unittest import mock
 import gymnasium
 import numpy as np
 import pandas as pd
+import pytest
 from matplotlib.collections import PolyCollection
 
 from benchmarks import learning_benchmark, learning_report  # the repository root is on a test run's path
@@ -499,6 +500,7 @@ class TestChildren(LearningBenchmarkTestCase):
         self.assertEqual(done.returncode, 2, done.stderr)
         self.assertIn("--state: only sbx runs resume", done.stderr)
 
+    @pytest.mark.slow  # two sbx training processes: about 45 seconds
     @unittest.skipUnless(learning_benchmark.PEER_PYTHON.exists(), "needs the peer venv: benchmarks/peers/setup.sh")
     def test_an_interrupted_sbx_run_resumes_from_its_last_evaluation(self) -> None:
         """The state written at 200 steps of a 400-step run brings the run back there: the evaluations before are
