@@ -57,6 +57,8 @@ Outputs per task in benchmarks/results/learning/<task>/ (small files, committed;
   against_sac.md   family tasks only: table.md's comparison of our side with this project's SAC, the base task's
                    (pendulum or hopper) project records, their evaluations up to the family task's budget
   command.txt      this command, and every run's command and status
+and across tasks (every invocation but --quick rewrites it from all the records there):
+  overview.md      one line per task: table.md's last budget and AUC rows side by side
 Exit status: 0 done (or stopped by --max-minutes), 1 a run failed, 2 bad input, 130 interrupted.
 """
 from __future__ import annotations
@@ -85,9 +87,12 @@ from benchmarks.learning_report import (
     PROJECT_NAME,
     REPO,
     Run,
+    assemble,
     comparable,
     display,
     library_names,
+    overview_line,
+    overview_markdown,
     project_evaluations,
     read_record,
     write_record,
@@ -436,9 +441,27 @@ def run_tasks(args: argparse.Namespace, argv: list[str], console: Console) -> in
             console.print(f"  -> {run.status}")
             report(quiet=True)  # commit-ready after every run
         report()
+    if not args.quick:  # QUICK_TASK is none of TASKS
+        console.print(f"overview of every task: {write_overview(args.out_dir, args.runs_dir)}")
     if stopped == "signal":
         return 130
     return 1 if failed else 0
+
+
+def write_overview(out_dir: Path, runs_dir: Path) -> Path:
+    """<out_dir>/overview.md: every task of TASKS whose seeds (1..n) have reached its last budget, there and over the
+    whole curves (learning_report.overview_line); the file's path."""
+    lines = []
+    for name, task in TASKS.items():
+        runs = [plan(name, task, library, seed, out_dir, runs_dir)
+                for seed in range(1, task.seeds + 1) for library in task.libraries]
+        line = overview_line(name, assemble(runs), task.budgets[-1], task.libraries)
+        if line is not None:
+            lines.append(line)
+    path = out_dir / "overview.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(overview_markdown(lines))
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -242,6 +242,32 @@ def markdown_table(table: pd.DataFrame, title: str, libraries: dict[str, str] = 
     return "\n".join(lines) + "\n"
 
 
+def overview_line(task: str, frame: pd.DataFrame, budget: int, libraries: dict[str, str]) -> list[str] | None:
+    """A task's line of the overview: the task, its last budget, both sides' names, then each side's IQM [95% CI], n
+    and P(project > peer) at that budget, then the same over the whole curves (curve_row). None before a seed has
+    reached the last budget."""
+    table = budget_table(frame, (budget,), libraries)
+    if table.empty:
+        return None
+    return [task, f"{budget:,}", *libraries.values(), *budget_cells(table.iloc[0].to_dict(), libraries),
+            *budget_cells(curve_row(frame, libraries), libraries)]
+
+
+OVERVIEW_COLUMNS = ["task", "env steps", "this project", "peer", "this project, end", "peer, end",
+                    "P(project > peer), end", "this project, AUC", "peer, AUC", "P(project > peer), AUC"]
+
+
+def overview_markdown(lines: list[list[str]]) -> str:
+    """The overview: one line per task (overview_line) under a legend."""
+    return "\n".join([
+        "**Every task of the learning benchmark** (deterministic eval return, mean of the evaluation episodes; IQM "
+        "over seeds [95% bootstrap CI], n = seeds that reached it; end: at the task's last budget; AUC: each "
+        "finished seed's mean over all its evaluations; P(project > peer) = the probability that a seed of this "
+        "project scores higher than a seed of the peer, 0.5 = no difference)", "",
+        "| " + " | ".join(OVERVIEW_COLUMNS) + " |", "|---" * len(OVERVIEW_COLUMNS) + "|",
+        *("| " + " | ".join(cells) + " |" for cells in lines)]) + "\n"
+
+
 def plot(frame: pd.DataFrame, title: str, png: Path, libraries: dict[str, str] = LIBRARIES) -> None:
     """Per library: the IQM over seeds against env steps and its 95% bootstrap CI band (SoftActorCritic.plotting)."""
     figure, axis = plt.subplots(figsize=(8, 4.6))

@@ -332,6 +332,38 @@ class TestPeers(LearningBenchmarkTestCase):
         self.assertEqual([path.name for path in (self.out_dir / "pendulum_base").iterdir()], ["records"])
 
 
+class TestOverview(LearningBenchmarkTestCase):
+    def test_the_overview_has_every_task_with_records_at_its_last_budget_and_over_the_curve(self) -> None:
+        two_seeds = replace(TASK, seeds=2)
+        returns = {("project", 1): (-1000, -700, -400), ("project", 2): (-900, -600, -300),
+                   ("sb3", 1): (-1100, -800, -500), ("sb3", 2): (-800, -500, -350)}
+        for (library, seed), values in returns.items():
+            learning_report.write_record(self.plan(library, seed, two_seeds), evaluations(*values), finished=True)
+        # the family task: our seed 1 only, no sbx run yet; the third task: no record at all
+        learning_report.write_record(self.plan("project", 1, SBX_TASK, "pendulum_droq"), evaluations(-500, -300, -200),
+                                     finished=True)
+        tasks = {"pendulum": two_seeds, "pendulum_droq": SBX_TASK, "hopper": two_seeds}
+        with mock.patch.dict(learning_benchmark.TASKS, tasks, clear=True):
+            path = learning_benchmark.write_overview(self.out_dir, self.runs_dir)
+        self.assertEqual(path, self.out_dir / "overview.md")
+
+        def cell(values: list[float]) -> str:
+            interval = iqm_interval(values)
+            return f"{interval.point:.0f} [{interval.low:.0f}, {interval.high:.0f}], n={len(values)}"
+
+        def p_cell(ours: list[float], theirs: list[float]) -> str:
+            interval = probability_of_improvement(ours, theirs)
+            return f"{interval.point:.2f} [{interval.low:.2f}, {interval.high:.2f}]"
+
+        end, sb3_end = [-400, -300], [-500, -350]  # at the last budget, 600
+        auc, sb3_auc = [-700, -600], [-800, (-800 - 500 - 350) / 3]  # each seed's mean evaluation
+        rows = [line for line in path.read_text().splitlines() if line.startswith("| pendulum") or "hopper" in line]
+        self.assertEqual(rows, [
+            f"| pendulum | 600 | this project (SAC v1) | Stable-Baselines3 SAC | {cell(end)} | {cell(sb3_end)} | "
+            f"{p_cell(end, sb3_end)} | {cell(auc)} | {cell(sb3_auc)} | {p_cell(auc, sb3_auc)} |",
+            "| pendulum_droq | 600 | this project (SAC v1) | sbx DroQ | -200 [–], n=1 |  |  | -333 [–], n=1 |  |  |"])
+
+
 class TestResumability(LearningBenchmarkTestCase):
     def main(self, *extra: str) -> int:
         with mock.patch.object(learning_benchmark, "QUICK_TASK", TASK), \
