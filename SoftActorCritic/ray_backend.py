@@ -201,7 +201,8 @@ class TrialView:
 
 
 def record_session(run_dir: Path, entry: dict[str, Any]) -> None:
-    """Append this process to the run folder's ray_trial.json (pid, trial id, where it started).
+    """Append this process to the run folder's ray_trial.json (pid, trial id, where it started: node and Ray's
+    address).
 
     An earlier entry still "running" is a process that died without a word (killed, out of memory):
     Tune retries a trial only after its process ended, so it is marked so here."""
@@ -223,6 +224,7 @@ def update_last_session(run_dir: Path, **changes: Any) -> None:
 
 def sweep_trial(config: dict[str, Any]) -> None:
     """One Tune trial: train (or continue from its checkpoint) one run with the runner's train_one."""
+    import ray
     from ray import tune
 
     sweep_dir = Path(config["sweep_dir"])
@@ -240,7 +242,8 @@ def sweep_trial(config: dict[str, Any]) -> None:
         return
     clear_unusable(run_dir)
     record_session(run_dir, {"pid": os.getpid(), "trial": tune.get_context().get_trial_name(),
-                              "node": socket.gethostname(), "resumed_from_epoch": epochs_done(run_dir)
+                              "node": socket.gethostname(), "ray_address": ray.get_runtime_context().gcs_address,
+                              "resumed_from_epoch": epochs_done(run_dir)
                               if state == "resume" else None, "status": "running",
                               "tensorflow_threads": [intra, inter]})
     view = TrialView(tune.report, sweep_dir / STOP_FLAG)

@@ -17,8 +17,10 @@ import yaml
 
 from blocAndTools import buffer_files
 from blocAndTools.errors import UserInputError
+from blocAndTools.experiment_spec import ExperimentSpec
 from blocAndTools.statistics import format_interval
 from SoftActorCritic import compare, load_policy
+from SoftActorCritic.agent import SoftActorCriticAgent
 from SoftActorCritic.metrics import PROGRESS_COLUMNS
 from SoftActorCritic.runs import experiments_dir, resolve_spec
 from tests.helpers import (
@@ -70,7 +72,7 @@ class TrainEndToEndTest(unittest.TestCase):
         rows = [line for line in self.result.stdout.splitlines() if line.startswith("epoch ")]
         self.assertEqual(len(rows), 2, self.result.stdout)
 
-    def test_tensorflow_prints_nothing_unless_verbose(self):
+    def test_tensorflow_prints_nothing_by_default(self):
         self.assertEqual(self.result.stderr, "")
 
     def test_run_folder_holds_spec_progress_tensorboard_and_checkpoints(self):
@@ -122,11 +124,16 @@ class TrainEndToEndTest(unittest.TestCase):
         self.assertIn("best_policy/policy.npz", out)
 
     def test_checkpoint_policy_acts_like_the_last_phi(self):
+        """The newest policy file is the checkpointed phi: tanh(mu) of the brain restored from the checkpoint,
+        scaled to Pendulum's bounds of +-2."""
         policy = load_policy(self.run_dir)
         self.assertEqual((policy.env_id, policy.obs_dim, policy.act_dim, policy.env_steps), ("Pendulum-v1", 3, 1, 400))
         np.testing.assert_array_equal(policy.action_low, [-2.0])
-        actions = policy(np.random.default_rng(0).normal(size=(50, 3)))
-        self.assertTrue(np.all(np.abs(actions) <= 2.0) and actions.std() > 0)
+        agent = SoftActorCriticAgent(ExperimentSpec.from_yaml(self.run_dir / "spec.yaml"), self.run_dir)
+        self.addCleanup(agent.close)
+        agent.restore_checkpoint()
+        obs = np.random.default_rng(0).normal(size=(50, 3)).astype(np.float32)
+        np.testing.assert_allclose(policy(obs), 2.0 * agent.brain.deterministic_action(obs), atol=1e-5)
 
     def test_plot_writes_next_to_the_run_unless_out(self):
         status, out, err = run_cli("plot", str(self.run_dir))

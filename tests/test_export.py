@@ -5,12 +5,14 @@ import sys
 import tempfile
 import unittest
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from blocAndTools.atomic_files import temporary_name
-from SoftActorCritic.export import export_saved_model
+from SoftActorCritic.export import TFLITE_FILE, export_saved_model
 from SoftActorCritic.numpy_policy import Policy, checkpoint_policy_path
 from tests.helpers import random_actor, run_cli
 
@@ -68,11 +70,18 @@ class ExportTest(unittest.TestCase):
         self.assertIn("already exists", err)
         self.assertEqual([p.name for p in out.iterdir()], ["keep.txt"])
 
-    def test_export_leaves_no_partial_folder(self):
+    def test_an_export_that_fails_midway_leaves_no_partial_folder(self):
+        """The SavedModel is written, then the TFLite conversion fails: neither the folder nor its temporary is
+        left; a second export then writes the whole folder."""
         out = Path(self.folder.name) / "direct"
-        export_saved_model(self.policy, out)
-        self.assertTrue((out / "saved_model.pb").is_file())
+        with mock.patch.object(tf.lite.TFLiteConverter, "from_saved_model", side_effect=RuntimeError("conversion")):
+            with self.assertRaisesRegex(RuntimeError, "conversion"):
+                export_saved_model(self.policy, out)
+        self.assertFalse(out.exists())
         self.assertFalse(temporary_name(out).exists())
+        export_saved_model(self.policy, out)
+        self.assertEqual(sorted(path.name for path in out.iterdir()),
+                         sorted(["saved_model.pb", "variables", "assets", "fingerprint.pb", TFLITE_FILE]))
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ class SquashedGaussianTest(unittest.TestCase):
                 self.assertTrue(np.all(np.abs(action.numpy()) == 1.0))
             u = mu + np.exp(log_std) * eps.astype(np.float32)
             expected = analytic_log_prob(u, mu, np.exp(log_std))
-            np.testing.assert_allclose(log_pi.numpy(), expected, rtol=1e-5, atol=1e-3)
+            np.testing.assert_allclose(log_pi.numpy(), expected, rtol=1e-5, atol=1e-5)
 
     def test_log_prob_matches_textbook_formula_where_tanh_is_not_saturated(self):
         rng = np.random.default_rng(1)

@@ -24,8 +24,11 @@ class ConsoleViewTest(unittest.TestCase):
             for _ in range(50):
                 advance(1)
                 time.sleep(0.002)
+        bar = out.getvalue()
+        for part in ("epoch 1", "50/50", "ETA"):  # the live bar, before any table row
+            self.assertIn(part, bar)
         view.print_epoch(ROW)
-        text = out.getvalue()
+        text = out.getvalue()[len(bar):]
         self.assertIn("steps/s", text)
         self.assertIn("eval ret", text)
         self.assertIn("-150.2", text)

@@ -345,6 +345,7 @@ class RayClusterTest(SweepTestCase):
                                    "--run-dir", str(sweep))
         self.assertEqual(status, 0, out + err)
         self.assertGridSweep(sweep)
+        self.assertEqual({sessions(run)[-1]["ray_address"] for run in run_folders(sweep)}, {f"127.0.0.1:{self.port}"})
 
     def test_without_an_address_the_command_starts_its_own_ray_beside_the_cluster(self):
         sweep = self.root / "sweep"
@@ -352,6 +353,9 @@ class RayClusterTest(SweepTestCase):
                                    "--reruns", "2", "--backend", "ray", "--run-dir", str(sweep))
         self.assertEqual(status, 0, out + err)
         self.assertGridSweep(sweep)
+        addresses = {sessions(run)[-1]["ray_address"] for run in run_folders(sweep)}
+        self.assertEqual(len(addresses), 1, addresses)  # one Ray of its own ran every trial, not the cluster
+        self.assertNotIn(f"127.0.0.1:{self.port}", addresses)
 
 
 class BadInputTest(SweepTestCase):
