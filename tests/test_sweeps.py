@@ -11,10 +11,13 @@ import sys
 import tempfile
 import unittest
 from pathlib import Path
+from unittest import mock
 
 import pandas as pd
 import pytest
+from matplotlib.collections import PolyCollection
 
+from SoftActorCritic import plotting
 from tests.helpers import REPO, progress_rows, run_cli, wait_for
 
 # Before Ray's first import in this process (it reads the variable then): Ray on 127.0.0.1 only.
@@ -448,7 +451,7 @@ class SweepSpecsTest(unittest.TestCase):
 
 @pytest.mark.slow  # a grid of trainings
 class SummaryWithoutRayTest(SweepTestCase):
-    """The local backend ends with the same summary."""
+    """The local backend ends with the sweep's summary too."""
 
     def test_local_grid_writes_the_summary_and_plot_draws_one_band_per_point(self):
         sweep = self.root / "sweep"
@@ -462,11 +465,23 @@ class SummaryWithoutRayTest(SweepTestCase):
         status, out, err = run_cli("train", "--resume", "--run-dir", str(sweep))
         self.assertEqual(status, 0, out + err)
         self.assertIn("4 of 4 runs finished earlier, 0 to run", out)
-        image = self.root / "q.png"
-        status, out, err = run_cli("plot", str(sweep), "--metric", "eval_return_mean", "--metric", "q1_mean",
-                                   "--out", str(image))
+        image, figures = self.root / "q.png", []
+
+        def keep(figure, out):
+            figures.append(figure)
+            figure.savefig(out)
+            return out
+
+        with mock.patch.object(plotting, "save", keep):
+            status, out, err = run_cli("plot", str(sweep), "--metric", "eval_return_mean", "--metric", "q1_mean",
+                                       "--out", str(image))
         self.assertEqual(status, 0, out + err)
-        self.assertGreater(image.stat().st_size, 10_000)
+        self.assertTrue(image.is_file())
+        axes = figures[0].axes
+        self.assertEqual([axis.get_ylabel() for axis in axes], ["eval return mean", "q1 mean"])
+        for axis in axes:  # one IQM line and one band per grid point (its two seeds), not per run
+            self.assertEqual(len(axis.get_lines()), 2, axis.get_ylabel())
+            self.assertEqual(sum(isinstance(item, PolyCollection) for item in axis.collections), 2, axis.get_ylabel())
         status, out, err = run_cli("plot", str(sweep), "--metric", "q_mean", "--out", str(image))
         self.assertEqual(status, 2)
         self.assertIn("'q_mean': not a column", err)
