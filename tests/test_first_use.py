@@ -330,6 +330,15 @@ class FirstReadingTest(unittest.TestCase):
         readme = (REPO / "README.md").read_text()
         self.assertLess(readme.index("python -m venv .venv"), readme.index("python -m pip install . && sac train"))
 
+    def test_the_readmes_learning_table_is_the_benchmarks_pendulum_table(self):
+        """The README cannot include a file: its copy of the table must follow the results it quotes."""
+        readme = (REPO / "README.md").read_text().splitlines()
+        table = (REPO / "benchmarks/results/learning/pendulum/table.md").read_text().splitlines()
+        rows = [line for line in table if line.startswith("| ") and line[2].isdigit()]
+        self.assertEqual(len(rows), 5)
+        for row in [table[table.index(rows[0]) - 2], *rows]:  # the header and each budget's row
+            self.assertIn(row, readme)
+
     def test_the_cluster_recipe_binds_to_loopback_and_says_ray_stop_is_machine_wide(self):
         for page in (REPO / "README.md", REPO / "docs" / "sweeps.md"):
             text = " ".join(page.read_text().split())
