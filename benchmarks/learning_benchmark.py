@@ -449,7 +449,7 @@ def run_tasks(args: argparse.Namespace, argv: list[str], console: Console) -> in
 
 
 def write_overview(out_dir: Path, runs_dir: Path) -> Path:
-    """<out_dir>/overview.md: every task of TASKS whose seeds (1..n) have reached its last budget, there and over the
+    """<out_dir>/overview.md: every task of TASKS with a seed (of its 1..n) at its last budget, there and over the
     whole curves (learning_report.overview_line); the file's path."""
     lines = []
     for name, task in TASKS.items():
