@@ -11,10 +11,12 @@ import tempfile
 import time
 import unittest
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import yaml
 
+from SoftActorCritic import plotting
 from SoftActorCritic.experiment_runner import main
 from SoftActorCritic.numpy_policy import NumpyActor
 from SoftActorCritic.runs import latest_checkpoint_state
@@ -67,6 +69,20 @@ def progress_rows(run_dir: Path) -> int:
     except FileNotFoundError:
         return 0
     return sum(line.endswith("\n") for line in lines[1:])
+
+
+@contextlib.contextmanager
+def kept_figures():
+    """plotting.save keeps each figure open (the PNG is still written): the list they are appended to."""
+    figures = []
+
+    def keep(figure, out):
+        figures.append(figure)
+        figure.savefig(out)
+        return out
+
+    with mock.patch.object(plotting, "save", keep):
+        yield figures
 
 
 def run_cli(*args: str) -> tuple[int, str, str]:

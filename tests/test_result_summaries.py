@@ -7,7 +7,6 @@ import tempfile
 import unittest
 from contextlib import redirect_stderr
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 import pandas as pd
@@ -17,7 +16,7 @@ from matplotlib.collections import PolyCollection
 from blocAndTools.errors import run_command
 from blocAndTools.statistics import format_interval, iqm_interval, probability_of_improvement
 from SoftActorCritic import compare, plotting, sweep_summary
-from tests.helpers import REPO
+from tests.helpers import REPO, kept_figures
 
 # Five runs of point A: returns at env steps 100, 200, 300. IQM of five scores = mean of the middle three.
 A_RETURNS = [[0.0, 5.0, 10.0], [0.0, 10.0, 20.0], [6.0, 21.0, 30.0], [0.0, 20.0, 40.0], [100.0, 500.0, 1000.0]]
@@ -121,14 +120,7 @@ class SummaryColumnsTest(FoldersTest):
 class PlotBandTest(FoldersTest):
     def figure_of(self, *args, **kwargs):
         """plot_learning_curves' figure, kept open; the PNG is still written."""
-        figures = []
-
-        def keep(figure, out):
-            figures.append(figure)
-            figure.savefig(out)
-            return out
-
-        with mock.patch.object(plotting, "save", keep):
+        with kept_figures() as figures:
             out = plotting.plot_learning_curves(*args, **kwargs)
         self.assertGreater(out.stat().st_size, 1000)
         return figures[0]
@@ -176,8 +168,7 @@ class CompareTest(FoldersTest):
         self.assertIn("5 finished runs (1 unfinished left out)", result.report())
 
     def test_the_profile_plot_has_a_band_per_side(self):
-        figures = []
-        with mock.patch.object(plotting, "save", lambda figure, out: figures.append(figure) or out):
+        with kept_figures() as figures:
             compare.plot_profiles(compare.compare_runs(self.a, self.b), self.sweep / "p.png")
         axis = figures[0].axes[0]
         self.assertEqual(len([c for c in axis.collections if isinstance(c, PolyCollection)]), 2)

@@ -11,14 +11,12 @@ import sys
 import tempfile
 import unittest
 from pathlib import Path
-from unittest import mock
 
 import pandas as pd
 import pytest
 from matplotlib.collections import PolyCollection
 
-from SoftActorCritic import plotting
-from tests.helpers import REPO, progress_rows, run_cli, wait_for
+from tests.helpers import REPO, kept_figures, progress_rows, run_cli, wait_for
 
 # Before Ray's first import in this process (it reads the variable then): Ray on 127.0.0.1 only.
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
@@ -465,14 +463,8 @@ class SummaryWithoutRayTest(SweepTestCase):
         status, out, err = run_cli("train", "--resume", "--run-dir", str(sweep))
         self.assertEqual(status, 0, out + err)
         self.assertIn("4 of 4 runs finished earlier, 0 to run", out)
-        image, figures = self.root / "q.png", []
-
-        def keep(figure, out):
-            figures.append(figure)
-            figure.savefig(out)
-            return out
-
-        with mock.patch.object(plotting, "save", keep):
+        image = self.root / "q.png"
+        with kept_figures() as figures:
             status, out, err = run_cli("plot", str(sweep), "--metric", "eval_return_mean", "--metric", "q1_mean",
                                        "--out", str(image))
         self.assertEqual(status, 0, out + err)
