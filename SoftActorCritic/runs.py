@@ -95,7 +95,8 @@ def train_one(spec: ExperimentSpec, run_dir: Path, resume: bool, view: ConsoleVi
         else:
             run_dir.mkdir(parents=True, exist_ok=True)
             spec.to_yaml(run_dir / "spec.yaml")
-            view.print(f"training {spec.name} on {agent.playground.describe()}; warm-up {agent.warmup_steps} random "
+            name = "" if spec.name == spec.env_id else f"{spec.name} "  # `train --env ID`: the name is the env's
+            view.print(f"training {name}on {agent.playground.describe()}; warm-up {agent.warmup_steps} random "
                        f"steps; run folder {run_dir}")
         view.print(agent.tf_threads)
         files = ProgressFiles(run_dir, COLUMNS, keep_epochs=agent.epoch)

@@ -267,9 +267,10 @@ class CheckpointPolicyTest(unittest.TestCase):
     def test_a_checkpoint_policy_knows_the_eval_return_of_its_epoch(self):
         with tempfile.TemporaryDirectory() as folder:
             run_dir = Path(folder) / "run"
-            status, _, err = run_cli("train", "--spec", str(write_spec(Path(folder) / "tiny.yaml")),
-                                     "--run-dir", str(run_dir), "--set", "max_epoch=1")
+            status, out, err = run_cli("train", "--spec", str(write_spec(Path(folder) / "tiny.yaml")),
+                                       "--run-dir", str(run_dir), "--set", "max_epoch=1")
             self.assertEqual(status, 0, err)
+            self.assertIn("training tiny on Pendulum-v1: obs Box(3,)", out)  # a spec's name, then its environment
             progress = pd.read_csv(run_dir / "progress.csv")
             policy = Policy.load(run_dir / "checkpoints" / "policy-200.npz")
             self.assertIsNotNone(policy.eval_return)
@@ -312,9 +313,10 @@ class GeneralDefaultTest(TemporaryFolderTest):
         small = ["max_epoch=1", "timestep_per_epoch=200", "min_pool_size=100", "batch_size_in_ts=32",
                  "max_eval_trj=1", "phi_nn_h_layer_topo=[16, 16]", "psi_nn_h_layer_topo=[16, 16]",
                  "theta_nn_h_layer_topo=[16, 16]"]
-        status, _, err = run_cli("train", "--env", "MountainCarContinuous-v0", "--run-dir", str(run_dir),
-                                 *[item for value in small for item in ("--set", value)])
+        status, out, err = run_cli("train", "--env", "MountainCarContinuous-v0", "--run-dir", str(run_dir),
+                                   *[item for value in small for item in ("--set", value)])
         self.assertEqual(status, 0, err)
+        self.assertIn("training on MountainCarContinuous-v0: obs Box(2,) act Box(1,)", out)  # not the name twice
         spec = ExperimentSpec.from_yaml(run_dir / "spec.yaml")
         self.assertEqual(spec.env_id, "MountainCarContinuous-v0")
         self.assertEqual(spec.timestep_per_epoch, 200)
