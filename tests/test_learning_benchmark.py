@@ -43,6 +43,18 @@ def evaluations(*returns: float) -> list[dict]:
             for index, value in enumerate(returns)]
 
 
+def iqm_cell(values: list[float]) -> str:
+    """A report's cell for these seeds' scores, from blocAndTools.statistics: 'IQM [low, high], n=k'."""
+    interval = iqm_interval(values)
+    return f"{interval.point:.0f} [{interval.low:.0f}, {interval.high:.0f}], n={len(values)}"
+
+
+def p_cell(ours: list[float], theirs: list[float]) -> str:
+    """A report's P(project > peer) cell: 'P [low, high]'."""
+    interval = probability_of_improvement(ours, theirs)
+    return f"{interval.point:.2f} [{interval.low:.2f}, {interval.high:.2f}]"
+
+
 def finishing_run(peer_returns: tuple[float, ...] = (-1000, -700, -400)):
     """A stand-in for run_project / run_peer that finishes at once; the list collects (library, seed). Our runs
     evaluate to -1000, -700, -400, the peer's to peer_returns."""
@@ -315,17 +327,13 @@ class TestPeers(LearningBenchmarkTestCase):
         self.assertIn("| env steps | this project (SAC v1) | this project's SAC (the general default) | "
                       "P(project > SAC) |", text)
         self.assertIn("a seed of this project scores higher than a seed of SAC there", text)
-
-        def cell(values: list[float]) -> str:
-            interval = iqm_interval(values)
-            return f"{interval.point:.0f} [{interval.low:.0f}, {interval.high:.0f}], n=2"
-
-        at_600 = probability_of_improvement([-400, -400], [-450, -380])  # beats -450, not -380: 0.5
-        self.assertIn(f"| 600 | {cell([-400, -400])} | {cell([-450, -380])} | "
-                      f"{at_600.point:.2f} [{at_600.low:.2f}, {at_600.high:.2f}] |", text)
+        # at 600 the family's -400 beats the base's -450, not its -380: P 0.5
+        self.assertIn(f"| 600 | {iqm_cell([-400, -400])} | {iqm_cell([-450, -380])} | "
+                      f"{p_cell([-400, -400], [-450, -380])} |", text)
         # the base's AUC over its evaluations up to the family's budget (600), not over its whole curve
         base_auc = [(-900 - 600 - 450) / 3, (-800 - 500 - 380) / 3]
-        auc_row = f"| {learning_report.CURVE_LABEL} | {cell([-700, -700])} | {cell(base_auc)} | 0.00 [0.00, 0.00] |"
+        auc_row = (f"| {learning_report.CURVE_LABEL} | {iqm_cell([-700, -700])} | {iqm_cell(base_auc)} | "
+                   "0.00 [0.00, 0.00] |")
         self.assertIn(auc_row, text)
         self.assertNotIn("| 800 |", text)
         # the base task is only read: its folder holds the records written above, no report
@@ -347,20 +355,13 @@ class TestOverview(LearningBenchmarkTestCase):
             path = learning_benchmark.write_overview(self.out_dir, self.runs_dir)
         self.assertEqual(path, self.out_dir / "overview.md")
 
-        def cell(values: list[float]) -> str:
-            interval = iqm_interval(values)
-            return f"{interval.point:.0f} [{interval.low:.0f}, {interval.high:.0f}], n={len(values)}"
-
-        def p_cell(ours: list[float], theirs: list[float]) -> str:
-            interval = probability_of_improvement(ours, theirs)
-            return f"{interval.point:.2f} [{interval.low:.2f}, {interval.high:.2f}]"
-
         end, sb3_end = [-400, -300], [-500, -350]  # at the last budget, 600
         auc, sb3_auc = [-700, -600], [-800, (-800 - 500 - 350) / 3]  # each seed's mean evaluation
         rows = [line for line in path.read_text().splitlines() if line.startswith("| pendulum") or "hopper" in line]
         self.assertEqual(rows, [
-            f"| pendulum | 600 | this project (SAC v1) | Stable-Baselines3 SAC | {cell(end)} | {cell(sb3_end)} | "
-            f"{p_cell(end, sb3_end)} | {cell(auc)} | {cell(sb3_auc)} | {p_cell(auc, sb3_auc)} |",
+            f"| pendulum | 600 | this project (SAC v1) | Stable-Baselines3 SAC | {iqm_cell(end)} | "
+            f"{iqm_cell(sb3_end)} | {p_cell(end, sb3_end)} | {iqm_cell(auc)} | {iqm_cell(sb3_auc)} | "
+            f"{p_cell(auc, sb3_auc)} |",
             "| pendulum_droq | 600 | this project (SAC v1) | sbx DroQ | -200 [–], n=1 |  |  | -333 [–], n=1 |  |  |"])
 
 
