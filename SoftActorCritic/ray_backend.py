@@ -224,9 +224,7 @@ def update_last_session(run_dir: Path, **changes: Any) -> None:
 
 def sweep_trial(config: dict[str, Any]) -> None:
     """One Tune trial: train (or continue from its checkpoint) one run with the runner's train_one."""
-    import ray
-    from ray import tune
-
+    ray, tune = import_ray()
     sweep_dir = Path(config["sweep_dir"])
     if "run" in config:  # a grid point and seed planned by the runner
         spec, run_dir = ExperimentSpec(**config["run"]["spec"]), Path(config["run"]["run_dir"])

@@ -213,6 +213,8 @@ def curve_row(frame: pd.DataFrame, libraries: dict[str, str] = LIBRARIES) -> dic
 
 
 CURVE_LABEL = "AUC (each finished seed's mean evaluation)"
+SCORES_LEGEND = ("deterministic eval return, mean of the evaluation episodes; IQM over seeds [95% bootstrap CI], n = "
+                 "seeds that reached")  # the tables' legend, then what was reached
 
 
 def budget_cells(row: dict, libraries: dict[str, str] = LIBRARIES) -> list[str]:
@@ -233,8 +235,7 @@ def markdown_table(table: pd.DataFrame, title: str, libraries: dict[str, str] = 
     """The budget table as markdown: one row per budget (and the curve_row), one column per library, then
     P(project > peer)."""
     improvement, peer = improvement_label(libraries), SHORT_NAMES[peer_of(libraries)]
-    lines = [f"**{title}** (deterministic eval return, mean of the evaluation episodes; IQM over seeds "
-             f"[95% bootstrap CI], n = seeds that reached the step; {improvement} = the probability that a seed "
+    lines = [f"**{title}** ({SCORES_LEGEND} the step; {improvement} = the probability that a seed "
              f"of this project scores higher than a seed of {peer} there, 0.5 = no difference)", "",
              "| env steps | " + " | ".join(libraries.values()) + f" | {improvement} |",
              "|---|" + "---|" * (len(libraries) + 1)]
@@ -260,8 +261,7 @@ OVERVIEW_COLUMNS = ["task", "env steps", "this project", "peer", "this project, 
 def overview_markdown(lines: list[list[str]]) -> str:
     """The overview: one line per task (overview_line) under a legend."""
     return "\n".join([
-        "**Every task of the learning benchmark** (deterministic eval return, mean of the evaluation episodes; IQM "
-        "over seeds [95% bootstrap CI], n = seeds that reached it; end: at the task's last budget; AUC: each "
+        f"**Every task of the learning benchmark** ({SCORES_LEGEND} it; end: at the task's last budget; AUC: each "
         "finished seed's mean over all its evaluations; P(project > peer) = the probability that a seed of this "
         "project scores higher than a seed of the peer, 0.5 = no difference)", "",
         "| " + " | ".join(OVERVIEW_COLUMNS) + " |", "|---" * len(OVERVIEW_COLUMNS) + "|",
