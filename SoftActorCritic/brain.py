@@ -114,16 +114,20 @@ class SoftActorCriticBrain:
         self.noise = tf.random.Generator.from_seed(stream_seed(spec.seed, "update_noise"))  # eps of the update
         self.updates = tf.Variable(0, dtype=tf.int64, name="updates")  # _update calls so far: progress.csv's updates
         # The update's one input is the minibatch's rows as the buffer stores them: binding and converting
-        # one array costs less than five. The single step is traced here and called as a concrete function
-        # (no tf.function dispatch); the K-step update is traced at its first call. Its K steps run in one XLA
-        # cluster, faster than the same loop on TensorFlow's executor, while a single step gains nothing from
-        # XLA: its launch costs what the fusion saves (README, "Benchmarks").
-        width = row_width(obs_dim, act_dim, spec.n_step)  # n_step > 1: one more column, the discount gamma^k
-        self._compiled_train_step = tf.function(self._train_step_fn, input_signature=[
-            tf.TensorSpec([None, width], tf.float32)]).get_concrete_function()
+        # one array costs less than five. Both updates are traced at their first call; the K steps of
+        # train_steps run in one XLA cluster, faster than the same loop on TensorFlow's executor, while a
+        # single step gains nothing from XLA: its launch costs what the fusion saves (README, "Benchmarks").
+        self._row_width = row_width(obs_dim, act_dim, spec.n_step)  # n_step > 1: one more column, gamma^k
         self._compiled_train_steps = tf.function(self._train_steps_fn, input_signature=[
-            tf.TensorSpec([None, None, width], tf.float32)])
+            tf.TensorSpec([None, None, self._row_width], tf.float32)])
         self._steps_function = tf.function(self._steps_fn, jit_compile=jit_compile_steps)
+
+    @functools.cached_property
+    def _compiled_train_step(self):
+        """The single step as a concrete function (called without tf.function's dispatch), traced at its first
+        call: a brain that never trains (a restore target, an exported policy's) never pays the trace."""
+        return tf.function(self._train_step_fn, input_signature=[
+            tf.TensorSpec([None, self._row_width], tf.float32)]).get_concrete_function()
 
     def _learning_rate(self, loss: str) -> float:
         return {"pi_loss": self.spec.actor_learning_rate,
