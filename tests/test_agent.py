@@ -69,10 +69,10 @@ class NonFiniteStateTest(unittest.TestCase):
         spec = ExperimentSpec(**{**TINY_SPEC, "max_epoch": 1})  # 101 gradient steps: 0, ..., 100
         for loss, network in (("q1_loss", "Q_theta_1"), ("pi_loss", "phi")):
             with self.subTest(loss=loss), tempfile.TemporaryDirectory() as folder:
-                with mock.patch.object(SoftActorCriticBrain, "compute_losses", infinite_gradient_at(100, loss)):
-                    agent = SoftActorCriticAgent(spec, Path(folder))  # traces the update
-                with self.assertRaises(TrainingDiverged) as caught:
-                    agent.train(ConsoleView(COLUMNS))
+                with (mock.patch.object(SoftActorCriticBrain, "compute_losses", infinite_gradient_at(100, loss)),
+                      self.assertRaises(TrainingDiverged) as caught):
+                    agent = SoftActorCriticAgent(spec, Path(folder))
+                    agent.train(ConsoleView(COLUMNS))  # traces the update at its first step
                 agent.close()
                 self.assertIn(network, str(caught.exception))
                 self.assertIn("became non-finite by env step 200", str(caught.exception))
