@@ -34,7 +34,10 @@ runs/learning_benchmark/<task>/<library>/seed<k>.lock and skips runs another inv
 this project's children one thread per op (`TF_NUM_INTRAOP_THREADS=1 python -m benchmarks.learning_benchmark ...`,
 the children inherit it): a spec with gradient_steps > 1 otherwise takes both cores per op (tf_threads), which pays
 alone and loses while another run holds a core (DroQ's 20-step call at Hopper's sizes, 2026-12-02: alone 86-97 ms
-with two threads against 128-135 with one; beside an sbx run 163-186 against 124-146).
+with two threads against 128-135 with one; beside an sbx run 163-186 against 124-146). sbx's runs go the other
+way: one invocation alone with `--jax-cores all` (JAX's pool on every core) does about 1.3x the env steps per hour of
+two side by side (sbx's DroQ on Hopper, 2026-12-02: 168 ms per env step alone on both cores, about 450 each side by
+side; benchmarks/peers/peer_learning.py).
 - a finished (library, task, seed) run is recorded in benchmarks/results/learning/<task>/records/
   <library>-seed<k>.json (its evaluations and configuration) and never recomputed while the
   configuration (resolved spec, budget, evaluation seeds) is unchanged; a changed one is rerun;
@@ -186,9 +189,10 @@ def project_spec(task: Task, seed: int) -> ExperimentSpec:
     return resolve([f"seed={seed}", f"max_epoch={task.steps // epoch}"])
 
 
-def plan(task_name: str, task: Task, library: str, seed: int, out_dir: Path, runs_dir: Path) -> Run:
+def plan(task_name: str, task: Task, library: str, seed: int, out_dir: Path, runs_dir: Path,
+         jax_cores: str = "one") -> Run:
     """The Run of one (task, library, seed), library "project" or the task's peer: config, command and paths;
-    nothing is started.
+    nothing is started. jax_cores: the sbx runner's --jax-cores (its JAX thread pool: one core or all).
 
     The peer's config has the fields of the first SB3 records (env_id ... seed) and "algo"; a record without it
     was SAC (learning_report.same_config). Its command gives --library and --algo where they are not the runner's
@@ -224,6 +228,8 @@ def plan(task_name: str, task: Task, library: str, seed: int, out_dir: Path, run
                     "--learning-starts", str(task.peer_learning_starts)]
         if task.peer == "sbx":  # the runner writes its state there at each evaluation and resumes from it
             command += ["--state", str(work_dir / "sbx_state.npz")]
+            if jax_cores != "one":
+                command += ["--jax-cores", jax_cores]
     return Run(task_name, library, seed, config, command, record, work_dir)
 
 
@@ -368,6 +374,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help="Pendulum 600 steps, 1 seed, small nets; outputs under <runs-dir>/quick (never mixed "
                              "with real results)")
+    parser.add_argument("--jax-cores", default="one",
+                        help="sbx's JAX thread pool: one (default: invocations side by side, one per core) or all "
+                             "(one invocation alone: faster per run, see the module docstring)")
     parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS)
     args = parser.parse_args(argv)
@@ -382,6 +391,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                        f"allowed: {', '.join(ALL_LIBRARIES)}\n")
     if args.seeds is not None and args.seeds < 1 or args.max_minutes is not None and args.max_minutes <= 0:
         parser.exit(2, "--seeds and --max-minutes must be positive\n")
+    if args.jax_cores not in ("one", "all"):
+        parser.exit(2, f"--jax-cores: one or all, not {args.jax_cores!r}\n")
     args.task_names, args.library_names = names, libraries
     if args.quick:
         args.task_names = ["pendulum"]
@@ -410,7 +421,7 @@ def run_tasks(args: argparse.Namespace, argv: list[str], console: Console) -> in
         task = QUICK_TASK if args.quick else TASKS[task_name]
         seeds = args.seeds or task.seeds
         try:  # both libraries are planned so that the task's files show both; only --libraries are run
-            runs = [plan(task_name, task, library, seed, args.out_dir, args.runs_dir)
+            runs = [plan(task_name, task, library, seed, args.out_dir, args.runs_dir, args.jax_cores)
                     for seed in range(1, seeds + 1) for library in task.libraries]
         except UserInputError as error:
             print(error, file=sys.stderr)

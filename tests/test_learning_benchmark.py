@@ -240,6 +240,10 @@ class TestPeers(LearningBenchmarkTestCase):
         self.assertEqual(command[command.index("--eval-interval") + 1], "200")
         self.assertEqual(command[command.index("--state") + 1], str(sbx.work_dir / "sbx_state.npz"))
         self.assertNotIn("--state", self.plan("sb3", 3).command)  # SB3 runs do not resume
+        self.assertNotIn("--jax-cores", command)  # the runner's default: a pool for one core
+        all_cores = learning_benchmark.plan("pendulum_droq", SBX_TASK, "sbx", 3, self.out_dir, self.runs_dir, "all")
+        self.assertEqual(all_cores.command, [*command, "--jax-cores", "all"])
+        self.assertEqual(all_cores.config, sbx.config)  # the same run: its record stays valid
         self.assertEqual((sbx.config["eval_seeds"], sbx.config["algo"]), (project.config["eval_seeds"], "droq"))
         self.assertEqual(sbx.record, self.out_dir / "pendulum_droq" / "records" / "sbx-seed3.json")
         self.assertEqual(sbx.work_dir, self.runs_dir / "pendulum_droq" / "sbx" / "seed3")
@@ -446,7 +450,7 @@ class TestResumability(LearningBenchmarkTestCase):
         never = mock.Mock(side_effect=AssertionError("a run was started"))
         safe = ["--report-only", "--out-dir", str(self.out_dir), "--runs-dir", str(self.runs_dir)]
         for bad in (["--tasks", "walker"], ["--tasks", "pendulum,pendulum_sac"], ["--libraries", "sb3,jax"],
-                    ["--seeds", "0"]):
+                    ["--seeds", "0"], ["--jax-cores", "2"]):
             with self.subTest(bad=bad), redirect_stderr(io.StringIO()) as stderr, \
                     mock.patch.multiple(learning_benchmark, run_project=never, run_peer=never), \
                     self.assertRaises(SystemExit) as exit:
@@ -532,6 +536,13 @@ class TestChildren(LearningBenchmarkTestCase):
                               timeout=120)
         self.assertEqual(done.returncode, 2, done.stderr)
         self.assertIn("--state: only sbx runs resume", done.stderr)
+
+    def test_the_peer_runner_sizes_jaxs_pool_for_sbx_runs_only(self) -> None:
+        done = subprocess.run([sys.executable, str(learning_benchmark.PEER_RUNNER), "--env", "Pendulum-v1", "--seed",
+                               "1", "--steps", "10", "--eval-interval", "5", "--eval-seeds", "1", "--learning-starts",
+                               "1", "--jax-cores", "all"], capture_output=True, text=True, timeout=120)
+        self.assertEqual(done.returncode, 2, done.stderr)
+        self.assertIn("--jax-cores: sbx only", done.stderr)
 
     @pytest.mark.slow  # two sbx training processes: about 45 seconds
     @unittest.skipUnless(learning_benchmark.PEER_PYTHON.exists(), "needs the peer venv: benchmarks/peers/setup.sh")

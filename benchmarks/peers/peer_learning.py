@@ -37,6 +37,11 @@ may run on when the backend starts, so for sbx this process is pinned to one cor
 its CPU backend (JAX_PLATFORMS=cpu) and every thread is released to all cores right after: the
 pool is sized for one core (measured: one busy compute thread instead of five), the scheduler
 still places the threads. "xla_cpu_pool_cpus" in the done line says whether that was done.
+--jax-cores all sizes the pool for every core the process may use instead: for one sbx run alone on the
+machine, which then goes faster than two side by side go together (sbx's DroQ on Hopper-v5, 2026-12-02, 2 cores:
+168 ms per env step alone with the pool on both cores, 271 alone on one core, about 450 each for two runs side by
+side on one core each over a 5,000-step epoch beside other work: one at a time on both cores does about 1.3x
+the env steps per hour).
 
 Evaluation, identical to the project's agent: every --eval-interval env steps (a callback at
 num_timesteps = k * interval; SB3 and sbx call it after the env step and before that step's
@@ -112,15 +117,20 @@ def parse_seeds(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"--eval-seeds must be comma-separated integers, got {text!r}") from None
 
 
-def start_jax_on_one_core() -> int | None:
-    """Start JAX's CPU backend with its thread pool sized for one core, then release every thread to all the cores
-    it may use (see the module docstring); the pool's CPU count, None where the OS has no affinity call."""
+def start_jax(cores: str) -> int | None:
+    """Start JAX's CPU backend with its thread pool sized for one core ("one": then every thread is released to all
+    the cores it may use) or for all of them ("all"), see the module docstring; the pool's CPU count, None where the
+    OS has no affinity call."""
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     if not hasattr(os, "sched_setaffinity"):
         import jax
         jax.devices()
         return None
     allowed = os.sched_getaffinity(0)
+    if cores == "all":
+        import jax
+        jax.devices()
+        return len(allowed)
     os.sched_setaffinity(0, {min(allowed)})
     import jax
     jax.devices()  # the CPU client and its intra-op thread pool are created here
@@ -252,6 +262,9 @@ def main() -> None:
     parser.add_argument("--learning-starts", type=int, required=True, help="random-action steps before learning")
     parser.add_argument("--state", type=Path, help="sbx only: the run's state file (npz), written at each evaluation; "
                                                    "when it exists the run resumes from it (module docstring)")
+    parser.add_argument("--jax-cores", choices=("one", "all"), default="one",
+                        help="sbx only: JAX's thread pool for one core (runs side by side) or for all of them (one run "
+                             "alone; module docstring)")
     args = parser.parse_args()
     try:
         env_kwargs = json.loads(args.env_kwargs)
@@ -264,13 +277,15 @@ def main() -> None:
         parser.error(f"--algo {args.algo}: {args.library} runs {', '.join(ALGOS[args.library])} only")
     if args.state is not None and args.library != "sbx":
         parser.error("--state: only sbx runs resume")
+    if args.jax_cores != "one" and args.library != "sbx":
+        parser.error("--jax-cores: sbx only (SB3 runs on one torch thread)")
 
     if args.library == "sb3":
         import torch
         torch.set_num_threads(1)
         threads = {"torch_threads": torch.get_num_threads()}
     else:
-        threads = {"xla_cpu_pool_cpus": start_jax_on_one_core()}
+        threads = {"xla_cpu_pool_cpus": start_jax(args.jax_cores)}
     from stable_baselines3.common.callbacks import BaseCallback
 
     eval_env = gym.make(args.env, **env_kwargs)
