@@ -122,18 +122,13 @@ def start_jax(cores: str) -> int | None:
     the cores it may use) or for all of them ("all"), see the module docstring; the pool's CPU count, None where the
     OS has no affinity call."""
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
-    if not hasattr(os, "sched_setaffinity"):
-        import jax
-        jax.devices()
-        return None
-    allowed = os.sched_getaffinity(0)
-    if cores == "all":
-        import jax
-        jax.devices()
-        return len(allowed)
-    os.sched_setaffinity(0, {min(allowed)})
+    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_setaffinity") else None
+    if allowed is not None and cores == "one":
+        os.sched_setaffinity(0, {min(allowed)})
     import jax
     jax.devices()  # the CPU client and its intra-op thread pool are created here
+    if allowed is None or cores == "all":
+        return None if allowed is None else len(allowed)
     for thread in os.listdir("/proc/self/task"):
         with contextlib.suppress(OSError):  # a thread that ended meanwhile
             os.sched_setaffinity(int(thread), allowed)
