@@ -519,28 +519,27 @@ class TestChildren(LearningBenchmarkTestCase):
         self.assertNotIn("sb3", record)
         self.assertTrue((self.runs_dir / "pendulum_droq" / "sbx" / "seed1" / "sbx.jsonl").is_file())
 
+    @staticmethod
+    def peer_runner(*options: str) -> subprocess.CompletedProcess:
+        """The peer runner, with this project's interpreter, on a 10-step Pendulum run with `options` added: its
+        argument checks come before torch or JAX is imported, so they run without the peer venv."""
+        return subprocess.run([sys.executable, str(learning_benchmark.PEER_RUNNER), "--env", "Pendulum-v1", "--seed",
+                               "1", "--steps", "10", "--eval-interval", "5", "--eval-seeds", "1", "--learning-starts",
+                               "1", *options], capture_output=True, text=True, timeout=120)
+
     def test_the_peer_runner_refuses_an_algorithm_its_library_does_not_have(self) -> None:
-        """Checked before torch or JAX is imported: this runs without the peer venv."""
-        done = subprocess.run([sys.executable, str(learning_benchmark.PEER_RUNNER), "--library", "sb3", "--algo",
-                               "droq", "--env", "Pendulum-v1", "--seed", "1", "--steps", "10", "--eval-interval", "5",
-                               "--eval-seeds", "1", "--learning-starts", "1"], capture_output=True, text=True,
-                              timeout=120)
+        done = self.peer_runner("--library", "sb3", "--algo", "droq")
         self.assertEqual(done.returncode, 2, done.stderr)
         self.assertIn("--algo droq: sb3 runs sac only", done.stderr)
         self.assertEqual(done.stdout, "")
 
     def test_the_peer_runner_resumes_sbx_runs_only(self) -> None:
-        done = subprocess.run([sys.executable, str(learning_benchmark.PEER_RUNNER), "--env", "Pendulum-v1", "--seed",
-                               "1", "--steps", "10", "--eval-interval", "5", "--eval-seeds", "1", "--learning-starts",
-                               "1", "--state", str(self.runs_dir / "state.npz")], capture_output=True, text=True,
-                              timeout=120)
+        done = self.peer_runner("--state", str(self.runs_dir / "state.npz"))
         self.assertEqual(done.returncode, 2, done.stderr)
         self.assertIn("--state: only sbx runs resume", done.stderr)
 
     def test_the_peer_runner_sizes_jaxs_pool_for_sbx_runs_only(self) -> None:
-        done = subprocess.run([sys.executable, str(learning_benchmark.PEER_RUNNER), "--env", "Pendulum-v1", "--seed",
-                               "1", "--steps", "10", "--eval-interval", "5", "--eval-seeds", "1", "--learning-starts",
-                               "1", "--jax-cores", "all"], capture_output=True, text=True, timeout=120)
+        done = self.peer_runner("--jax-cores", "all")
         self.assertEqual(done.returncode, 2, done.stderr)
         self.assertIn("--jax-cores: sbx only", done.stderr)
 

@@ -127,8 +127,10 @@ def start_jax(cores: str) -> int | None:
         os.sched_setaffinity(0, {min(allowed)})
     import jax
     jax.devices()  # the CPU client and its intra-op thread pool are created here
-    if allowed is None or cores == "all":
-        return None if allowed is None else len(allowed)
+    if allowed is None:
+        return None
+    if cores == "all":
+        return len(allowed)
     for thread in os.listdir("/proc/self/task"):
         with contextlib.suppress(OSError):  # a thread that ended meanwhile
             os.sched_setaffinity(int(thread), allowed)
