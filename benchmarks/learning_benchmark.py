@@ -35,9 +35,9 @@ this project's children one thread per op (`TF_NUM_INTRAOP_THREADS=1 python -m b
 the children inherit it): a spec with gradient_steps > 1 otherwise takes both cores per op (tf_threads), which pays
 alone and loses while another run holds a core (DroQ's 20-step call at Hopper's sizes, 2026-12-02: alone 86-97 ms
 with two threads against 128-135 with one; beside an sbx run 163-186 against 124-146). sbx's runs go the other
-way: one invocation alone with `--jax-cores all` (JAX's pool on every core) does about 1.3x the env steps per hour of
-two side by side (sbx's DroQ on Hopper, 2026-12-02: 168 ms per env step alone on both cores, about 450 each side by
-side; benchmarks/peers/peer_learning.py). A run keeps the pool it started with: an sbx state written with one core
+way: one invocation alone with `--jax-cores all` (JAX's pool on every core) is at least as fast as two side by side
+and finishes each record sooner (sbx's DroQ on Hopper: 214 ms per env step alone on both cores over the first 5,000
+training steps, about 450 each side by side; benchmarks/peers/peer_learning.py). A run keeps the pool it started with: an sbx state written with one core
 refuses to resume with --jax-cores all.
 - a finished (library, task, seed) run is recorded in benchmarks/results/learning/<task>/records/
   <library>-seed<k>.json (its evaluations and configuration) and never recomputed while the

@@ -38,10 +38,10 @@ its CPU backend (JAX_PLATFORMS=cpu) and every thread is released to all cores ri
 pool is sized for one core (measured: one busy compute thread instead of five), the scheduler
 still places the threads. "xla_cpu_pool_cpus" in the done line says whether that was done.
 --jax-cores all sizes the pool for every core the process may use instead: for one sbx run alone on the
-machine, which then goes faster than two side by side go together (sbx's DroQ on Hopper-v5, 2026-12-02, 2 cores:
-168 ms per env step alone with the pool on both cores, 271 alone on one core, about 450 each for two runs side by
-side on one core each over a 5,000-step epoch beside other work: one at a time on both cores does about 1.3x
-the env steps per hour).
+machine, which then goes at least as fast as two side by side go together and finishes each record sooner
+(sbx's DroQ on Hopper-v5, 2 cores: alone on both cores 214 ms per env step over the first 5,000 training
+steps and 271 over a whole 50k run, 2026-12-03; two side by side on one core each about 450 ms each over
+their first 5,000, about 225 for the pair, 2026-12-02; a 200-step timing after warm-up gave 168 alone).
 
 Evaluation, identical to the project's agent: every --eval-interval env steps (a callback at
 num_timesteps = k * interval; SB3 and sbx call it after the env step and before that step's
