@@ -37,8 +37,8 @@ alone and loses while another run holds a core (DroQ's 20-step call at Hopper's 
 with two threads against 128-135 with one; beside an sbx run 163-186 against 124-146). sbx's runs go the other
 way: one invocation alone with `--jax-cores all` (JAX's pool on every core) is at least as fast as two side by side
 and finishes each record sooner (sbx's DroQ on Hopper: 214 ms per env step alone on both cores over the first 5,000
-training steps, about 450 each side by side; benchmarks/peers/peer_learning.py). A run keeps the pool it started with: an sbx state written with one core
-refuses to resume with --jax-cores all.
+training steps, about 450 each side by side; benchmarks/peers/peer_learning.py). A run keeps the pool it started
+with: an sbx state written with one core refuses to resume with --jax-cores all.
 - a finished (library, task, seed) run is recorded in benchmarks/results/learning/<task>/records/
   <library>-seed<k>.json (its evaluations and configuration) and never recomputed while the
   configuration (resolved spec, budget, evaluation seeds) is unchanged; a changed one is rerun;
